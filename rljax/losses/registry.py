@@ -1,0 +1,32 @@
+"""Name -> loss function registry, so configs select a loss by string (`rljax.losses.get("rdpo")`)."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+_REGISTRY: dict[str, Callable] = {}
+
+
+def register(name: str) -> Callable[[F], F]:
+  """Decorator adding a loss under `name`; names are unique."""
+
+  def wrap(fn: F) -> F:
+    if name in _REGISTRY:
+      raise ValueError(f"loss {name!r} is already registered (by {_REGISTRY[name].__module__}).")
+    _REGISTRY[name] = fn
+    return fn
+
+  return wrap
+
+
+def get(name: str) -> Callable:
+  """The loss registered under `name`; a `KeyError` lists the known names otherwise."""
+  try:
+    return _REGISTRY[name]
+  except KeyError:
+    raise KeyError(f"unknown loss {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
