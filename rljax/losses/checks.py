@@ -42,7 +42,8 @@ def check_same_shape(ndim: int | None = None, **arrays: Any) -> tuple[int, ...]:
   return ref
 
 
-def _concrete(value: Any) -> float | None:
+def concrete_value(value: Any) -> float | None:
+  """The float value of a static scalar hyperparameter, or None when it is traced."""
   if isinstance(value, numbers.Real):
     return float(value)
   if isinstance(value, jax.core.Tracer):
@@ -52,26 +53,26 @@ def _concrete(value: Any) -> float | None:
 
 
 def check_positive(name: str, value: Any) -> None:
-  v = _concrete(value)
+  v = concrete_value(value)
   if v is not None and not v > 0:
     raise ValueError(f"`{name}` must be > 0, got {v}.")
 
 
 def check_nonnegative(name: str, value: Any) -> None:
-  v = _concrete(value)
+  v = concrete_value(value)
   if v is not None and not v >= 0:
     raise ValueError(f"`{name}` must be >= 0, got {v}.")
 
 
 def check_flip_rate(name: str, value: Any) -> None:
   """A label-flip rate must lie in [0, 1/2): at 1/2 the labels carry no information."""
-  v = _concrete(value)
+  v = concrete_value(value)
   if v is not None and not 0.0 <= v < 0.5:
     raise ValueError(f"`{name}` must be in [0, 0.5), got {v}.")
 
 
 def check_in_range(name: str, value: Any, lo: float, hi: float) -> None:
-  v = _concrete(value)
+  v = concrete_value(value)
   if v is not None and not lo <= v <= hi:
     raise ValueError(f"`{name}` must be in [{lo}, {hi}], got {v}.")
 

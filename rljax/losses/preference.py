@@ -229,11 +229,10 @@ def inpo_loss(
   checks.check_positive("eta", eta)
   checks.check_nonnegative("tau", tau)
   checks.check_in_range("eta * tau", eta * tau, 0.0, 1.0)
-  chosen, rejected = _log_ratio_inputs(
-      policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps
-  )
   checks.check_same_shape(
-      1, policy_chosen_logps=policy_chosen_logps,
+      1,
+      policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+      ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps,
       prev_chosen_logps=prev_chosen_logps, prev_rejected_logps=prev_rejected_logps,
   )
   pc, pr, rc, rr, qc, qr = checks.as_compute(
@@ -242,4 +241,4 @@ def inpo_loss(
   )
   mix = eta * tau
   h_t = (pc - pr) - mix * (rc - rr) - (1 - mix) * (qc - qr)
-  return pairwise_loss(lambda h: (h - eta / 2) ** 2, h_t, chosen, rejected, reduction)
+  return pairwise_loss(lambda h: (h - eta / 2) ** 2, h_t, pc - rc, pr - rr, reduction)
