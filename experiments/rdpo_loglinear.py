@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import inspect
 import os
 from typing import Any
 
@@ -26,20 +25,11 @@ from rljax.theory.slopes import seed_slope
 METRICS = ("error", "subopt", "kl_gap")
 
 
-def _bind_loss(name: str, beta: float, epsilon: jax.Array):
-  """The registry loss with β bound, and ε bound where the loss models flips (known-ε setting)."""
-  fn = losses.get(name)
-  kwargs = {"beta": beta}
-  if "epsilon" in inspect.signature(fn).parameters:
-    kwargs["epsilon"] = epsilon
-  return functools.partial(fn, **kwargs)
-
-
 def _fit_one(env, test_features, data, epsilon, n, *, loss: str, cfg):
   """Fit on the first n of the n_max buffered pairs (n is traced: one compile serves every n)."""
   weights = (jnp.arange(data.prompt.shape[-1]) < n).astype(env.features.dtype)
   res = lb.fit(
-      env.features, data, _bind_loss(loss, cfg.beta, epsilon),
+      env.features, data, losses.registry.bind(loss, beta=cfg.beta, epsilon=epsilon),
       weights=weights, l2=cfg.ridge / n, max_iters=cfg.max_iters,
   )
   return {

@@ -5,9 +5,40 @@
     assert rljax.losses.get("rdpo") is rdpo_loss     # configs select losses by name
 """
 
+from rljax.losses.advantages import (
+    broadcast_to_tokens,
+    gae,
+    grpo_advantages,
+    opo_advantages,
+    passk_advantages,
+    reinforce_pp_advantages,
+    remax_advantages,
+    rloo_advantages,
+    whiten,
+)
+from rljax.losses.aggregation import aggregate, aggregate_parts
+from rljax.losses.apo import apo_stcr_scale, dads_kl_weights, weighted_seq_kl_loss
+from rljax.losses.aspo import aspo_advantages
 from rljax.losses.dpg import dpg_loss
+from rljax.losses.entropy_mechanism import (
+    clip_cov_loss,
+    entropy_performance_fit,
+    kl_cov_loss,
+    predicted_entropy_change,
+    token_covariance,
+)
+from rljax.losses.hpt import hpt_gate, hpt_loss, unified_pg_loss
+from rljax.losses.kdrl import kd_loss, kdrl_kl_schedule, kdrl_loss, reward_guided_kd_mask
+from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalized_rewards, kl_penalty
 from rljax.losses.listwise import lambda_weights, lipo_loss
+from rljax.losses.nash import geometric_mixture_logits, nash_md_pg_loss
+from rljax.losses.nft import nft_loss
+from rljax.losses.nlpo import nlpo_masked_logits, top_p_mask
 from rljax.losses.offline_pg import advantage_filter, alol_loss, priority_probs
+from rljax.losses.oreal import oreal_loss
+from rljax.losses.pf_ppo import pf_ppo_filter, pf_ppo_resample
+from rljax.losses.policy_gradient import cispo_loss, gspo_loss, ppo_clip_loss, reinforce_loss
+from rljax.losses.ppo_max import RunningMeanStd, bt_lm_loss, normalize_and_clip_rewards, ppo_max_loss
 from rljax.losses.preference import (
     cdpo_loss,
     dpo_loss,
@@ -19,7 +50,9 @@ from rljax.losses.preference import (
     simpo_loss,
 )
 from rljax.losses.reductions import mask_count, masked_mean, masked_sum, sequence_logps
-from rljax.losses.registry import get, names, register
+from rljax.losses.registry import bind, get, names, register
 from rljax.losses.regression import rebel_loss, refuel_loss
 from rljax.losses.reward_model import bt_reward_loss, polar_loss
+from rljax.losses.schedules import grpo_d_kl_schedule
 from rljax.losses.token_logps import token_logps
+from rljax.losses.value import entropy_from_logits, value_loss

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Callable, TypeVar
 
 F = TypeVar("F", bound=Callable)
@@ -30,3 +32,14 @@ def get(name: str) -> Callable:
 
 def names() -> list[str]:
   return sorted(_REGISTRY)
+
+
+def bind(fn_or_name: str | Callable, **available) -> Callable:
+  """`functools.partial` of a loss with those of `available` that it takes as keywords.
+
+  Lets a generic driver offer everything it has (e.g. `epsilon=`, `key=`) to losses that differ in
+  which of them they use; names the loss does not take are dropped.
+  """
+  fn = get(fn_or_name) if isinstance(fn_or_name, str) else fn_or_name
+  params = inspect.signature(fn).parameters
+  return functools.partial(fn, **{k: v for k, v in available.items() if k in params})
