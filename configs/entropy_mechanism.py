@@ -17,13 +17,15 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.updates_per_batch = 4  # optimizer steps per sampled batch (off-policy after the first)
   c.lr = 0.05  # Adam
   c.seeds = 8
-  # Arms: policy loss name in rljax.losses and its keyword arguments. The paper's defaults are
-  # Clip-Cov ratio 2e-4 (bounds 1, 5) and KL-Cov ratio 2e-3 for ~10⁶-token LLM batches; on a
-  # batch of 256·8 = 2048 one-token responses they would select one token, so the ratios are scaled.
+  # Arms, in plotting order: a policy loss name in rljax.losses and its keyword arguments. The
+  # paper's defaults are Clip-Cov ratio 2e-4 (bounds 1, 5) and KL-Cov ratio 2e-3 for ~10⁶-token LLM
+  # batches; on 256·8 = 2048 one-token responses they select one token, so the ratios are scaled
+  # (Clip-Cov 1e-2 ≈ 20 tokens; at 2e-2 it detaches so many positive tokens that learning stalls).
+  c.arm_names = ("grpo", "clip_higher", "clip_cov", "kl_cov")
   c.arms = ml_collections.ConfigDict({
       "grpo": {"loss": "ppo_clip", "clip_high": 0.2},
       "clip_higher": {"loss": "ppo_clip", "clip_high": 0.28},
-      "clip_cov": {"loss": "clip_cov", "clip_ratio": 2e-2, "cov_lb": 1.0, "cov_ub": 5.0},
+      "clip_cov": {"loss": "clip_cov", "clip_ratio": 1e-2, "cov_lb": 1.0, "cov_ub": 5.0},
       "kl_cov": {"loss": "kl_cov", "kl_ratio": 2e-2, "kl_coef": 1.0},
   })
   c.fit_fraction = 1 / 3  # fit R = −a·e^H + b on the first third of the GRPO run, predict the end

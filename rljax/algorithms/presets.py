@@ -1,0 +1,493 @@
+"""Named RLVR algorithm presets: the paper defaults of each method as one `ml_collections.ConfigDict`.
+
+    import rljax.algorithms as algos
+    algos.names()                             # sorted preset names
+    cfg = algos.get("dapo")                   # a fresh, unlocked copy; edit freely
+
+This module holds the definitions only: a common `_base()` plus each method's overrides
+(`_merge`), the preset table and `names()`/`get()`. Turning a config into callables (and
+validating it) is `rljax.algorithms.resolution`, which also adds the derived `inputs` field to the
+configs that `rljax.algorithms.get` returns.
+
+A preset names its pieces by string and carries their keyword arguments:
+
+| field              | meaning                                                                        |
+|--------------------|--------------------------------------------------------------------------------|
+| `advantage`        | estimator, a key of `resolution.ADVANTAGES` (functions of `rljax.losses.advantages`) |
+| `advantage_kwargs` | its keyword arguments (`scale`, `eps`, `std_ddof`, `gamma`, `lam`, ...)        |
+| `loss`             | a name in the `rljax.losses` registry (`rljax.losses.registry.get`)            |
+| `loss_kwargs`      | its keyword arguments (`clip_low`, `clip_high`, `dual_clip`, `clip_ratio`, ...)|
+| `agg`              | aggregation mode (`rljax.losses.aggregation.MODES`), passed to every term      |
+| `kl`               | `kind` (k1/k2/k3/abs), `coef` β, `where` ∈ {"loss", "reward", "none"}, `clamp` |
+|                    | (k3 only; 20 = verl), `target` (batch key of the log-probs the KL is taken to: |
+|                    | "ref_logp", or "teacher_logp" for KDRL), `schedule` (None, or                  |
+|                    | {"name": a key of `resolution.KL_SCHEDULES`, **kwargs} for a β(step))             |
+| `entropy_coef`     | c_H of the entropy bonus (needs `batch["entropy"]` when non-zero)              |
+| `group_size`       | responses per prompt n (contiguous rows); B must be a multiple                 |
+| `dynamic_sampling` | `enabled`: drop groups whose rewards are all equal (DAPO); `max_num_gen_batches` |
+| `overlong`         | `enabled`, `max_len`, `cache_len`, `factor`: DAPO's soft overlong punishment   |
+| `critic`           | `enabled`, `value_clip` ε_v, `vf_coef`, `whiten_advantages` (PPO with GAE)     |
+| `paper`, `notes`   | citation; where the preset departs from TRL/verl defaults, and the [M] values  |
+| `inputs`           | batch keys the resolved callables read (`required_inputs`), for documentation; |
+|                    | added by `rljax.algorithms.get`, not by `presets.get`                          |
+
+plus paper-specific fields: `stcr` (APO), `dads` (APO), `filter` (PF-PPO; `strategy` in
+`PF_STRATEGIES`), `filter_trajectory` (OREAL). Values tagged [M] in `notes` are recalled from the
+paper and not re-checked (the spec's provenance tags ([M] = recalled, unchecked)); treat them as
+placeholders.
+
+The presets (each one's `paper` and `notes` give the source and the departures):
+
+| preset                  | built on | what it sets                                                       |
+|-------------------------|----------|--------------------------------------------------------------------|
+| `ppo`                   | base     | GAE + critic, dual clip, log-ratio clamp, k1 KL in the reward      |
+| `grpo`                  | base     | group-std advantages, 'seq-mean-token-mean', k3 KL loss, G = 64    |
+| `dr_grpo`               | grpo     | no std scaling, 'seq-mean-token-sum-norm', no KL                   |
+| `dapo`                  | grpo     | clip-higher, token-mean, dynamic sampling, overlong shaping        |
+| `lite_ppo`              | base     | batch-std advantages, vanilla PPO-clip                             |
+| `rloo`                  | base     | leave-one-out advantages, REINFORCE loss, k1 KL in the reward      |
+| `reinforce_pp`          | base     | REINFORCE++ token advantages, k1 KL in the reward                  |
+| `reinforce_pp_baseline` | reinforce_pp | group-mean baseline                                            |
+| `gspo`                  | base     | sequence-level ratio with tight clip                               |
+| `clip_cov`              | base     | Clip-Cov kernel                                                    |
+| `kl_cov`                | clip_cov | KL-Cov kernel                                                      |
+| `kdrl`                  | base     | KDRL kernel: k2 KL to the teacher with a linear β schedule         |
+| `nft`                   | base     | NFT kernel, dynamic sampling                                       |
+| `oreal`                 | base     | OREAL kernel with RLOO advantages, dynamic sampling                |
+| `grpo_d`                | grpo     | GRPO-D β(step) ramp schedule                                       |
+| `apo`                   | grpo     | STCR advantage scale, DADS-weighted KL loss                        |
+| `pf_ppo`                | ppo      | rank-based per-prompt response filter                              |
+| `hpt`                   | base     | HPT kernel: GRPO or demonstration NFT per prompt                   |
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+
+import ml_collections
+
+from rljax.losses import pf_ppo
+
+PF_STRATEGIES = pf_ppo.STRATEGIES
+"""Values of a preset's `filter.strategy` (PF-PPO)."""
+
+# ------------------------------------------------------------------------------------------------
+# Presets: one base plus small overrides
+
+
+class _Replace(dict):
+  """Marks an override that replaces a nested dict instead of merging into it."""
+
+
+def _merge(base: dict, overrides: Mapping) -> dict:
+  out = copy.deepcopy(base)
+  for k, v in overrides.items():
+    if isinstance(v, _Replace):
+      out[k] = dict(copy.deepcopy(v))
+    elif isinstance(v, Mapping) and isinstance(out.get(k), dict):
+      out[k] = _merge(out[k], v)
+    else:
+      out[k] = copy.deepcopy(dict(v) if isinstance(v, Mapping) else v)
+  return out
+
+
+def _base() -> dict:
+  """Common RLVR defaults: GRPO advantages, PPO-clip ε = 0.2, token-mean, no KL, no entropy bonus."""
+  return dict(
+      name="",
+      paper="",
+      notes="",
+      advantage="grpo",
+      advantage_kwargs=dict(scale="group", eps=1e-6, std_ddof=1),
+      loss="ppo_clip",
+      loss_kwargs=dict(clip_low=0.2, clip_high=0.2, dual_clip=None, log_ratio_clamp=None),
+      agg="token-mean",
+      kl=dict(kind="k3", coef=0.0, where="none", clamp=20.0, target="ref_logp", schedule=None),
+      entropy_coef=0.0,
+      group_size=8,
+      dynamic_sampling=dict(enabled=False, max_num_gen_batches=None),
+      overlong=dict(enabled=False, max_len=20480, cache_len=4096, factor=1.0),
+      critic=dict(enabled=False, value_clip=0.5, vf_coef=1.0, whiten_advantages=True),
+  )
+
+
+_VERL_DIFF = "verl's vanilla PPO loss always applies the dual clip (c = 3) and clamps log r to ±20 (off here)"
+
+
+def _ppo() -> dict:
+  return _merge(_base(), dict(
+      paper=("Proximal Policy Optimization Algorithms. Schulman, Wolski, Dhariwal, Radford & Klimov, 2017, "
+             "arXiv 1707.06347 (RLHF form: Ouyang et al. 2022, InstructGPT, arXiv 2203.02155)."),
+      advantage="gae",
+      advantage_kwargs=_Replace(gamma=1.0, lam=1.0),
+      loss_kwargs=dict(dual_clip=3.0, log_ratio_clamp=20.0),
+      kl=dict(kind="k1", coef=0.001, where="reward"),
+      group_size=1,
+      critic=dict(enabled=True),
+      notes=(
+          "verl-style PPO for LLMs (spec §1.2.1-2.2): GAE γ = λ = 1 then masked whitening, critic with value "
+          "clip ε_v = 0.5 ([M] verl default), PPO-clip ε = 0.2 with dual clip c = 3 and log-ratio clamp ±20 "
+          "(verl compute_policy_loss_vanilla), token-mean, k1 KL in the reward with β = 0.001 (verl "
+          "kl_ctrl.kl_coef). vs verl: verl's use_kl_in_reward defaults to False (no KL) and it trains the "
+          "critic with its own optimizer (vf_coef = 1 here adds it to one scalar). vs TRL PPOTrainer (<= 1.9): "
+          "λ = 0.95, cliprange_value = 0.2, vf_coef = 0.1, kl_coef = 0.05, no dual clip, no ratio clamp. "
+          "An adaptive β is rljax.losses.kl.adaptive_kl_update (verl target_kl 0.1, horizon 10000)."
+      ),
+  ))
+
+
+def _grpo() -> dict:
+  return _merge(_base(), dict(
+      paper=("DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models. Shao, Wang, "
+             "Zhu, Xu, Song, Zhang, Li, Wu & Guo, 2024, arXiv 2402.03300."),
+      agg="seq-mean-token-mean",
+      kl=dict(kind="k3", coef=0.04, where="loss"),
+      group_size=64,
+      notes=(
+          "Original GRPO (spec §1.2.3): (R − mean_g)/(std_g + 1e-6) with the unbiased std, PPO-clip ε = 0.2, "
+          "per-response token mean ('seq-mean-token-mean'), k3 KL as a loss. [M] β = 0.04, G = 64. "
+          "vs TRL GRPOTrainer: default loss_type 'dapo' (token-mean; loss_type='grpo' matches this), beta 0.0, "
+          "std eps 1e-4, k3 unclamped and multiplied by the IS ratio (use_bias_correction_kl). vs verl: "
+          "loss_agg_mode 'token-mean', kl_loss_coef 0.001 (low_var_kl = k3 clamped as here), " + _VERL_DIFF + "."
+      ),
+  ))
+
+
+def _dr_grpo() -> dict:
+  return _merge(_grpo(), dict(
+      paper=("Understanding R1-Zero-Like Training: A Critical Perspective. Liu, Chen, Li, Qi, Pang, Du, Lee & "
+             "Lin, 2025, arXiv 2503.20783."),
+      advantage_kwargs=dict(scale="none"),
+      agg="seq-mean-token-sum-norm",
+      kl=dict(coef=0.0, where="none"),
+      group_size=8,
+      notes=(
+          "Dr. GRPO (spec §1.2.4): A = R − mean_g (no std), constant normaliser 'seq-mean-token-sum-norm' = "
+          "Σ m·ℓ / (S·T) with T the padded width: pad responses to max_completion_length. [M] β = 0, G = 8. "
+          "vs verl (norm_adv_by_std_in_grpo=False, seq-mean-token-sum-norm): verl divides by T only, not by "
+          "the number of responses; vs TRL loss_type='dr_grpo' (scale_rewards='none'): divides by "
+          "B·max_completion_length (same as here when no response is empty). " + _VERL_DIFF + "."
+      ),
+  ))
+
+
+def _dapo() -> dict:
+  return _merge(_grpo(), dict(
+      paper=("DAPO: An Open-Source LLM Reinforcement Learning System at Scale. Yu, Zhang, Zhu, Yuan, Zuo, et "
+             "al. (ByteDance Seed, Tsinghua AIR), 2025, arXiv 2503.14476."),
+      loss_kwargs=dict(clip_high=0.28),
+      agg="token-mean",
+      kl=dict(coef=0.0, where="none"),
+      group_size=16,
+      dynamic_sampling=dict(enabled=True, max_num_gen_batches=10),
+      overlong=dict(enabled=True, max_len=20480, cache_len=4096, factor=1.0),
+      notes=(
+          "DAPO (spec §1.2.7): clip-higher ε_low = 0.2 / ε_high = 0.28, dynamic sampling (groups with all-"
+          "equal rewards dropped; 'keep' masks them out of the loss, the sampler refills the batch), "
+          "token-mean, overlong reward shaping, no KL. [M] ε_high = 0.28, G = 16, L_max = 20480, L_cache = "
+          "4096, factor 1.0, max_num_gen_batches = 10, 512 prompts/step, lr 1e-6. vs TRL: loss_type 'dapo' is "
+          "TRL's default aggregation, but epsilon_high defaults to ε (0.2), beta 0.0, std eps 1e-4, no dynamic "
+          "sampling or overlong shaping built in. vs verl recipe/dapo: same switches (filter_groups, "
+          "overlong_buffer), " + _VERL_DIFF + " (the DAPO recipe sets clip_ratio_c = 10, unchecked)."
+      ),
+  ))
+
+
+def _lite_ppo() -> dict:
+  return _merge(_base(), dict(
+      paper=("Part I: Tricks or Traps? A Deep Dive into RL for LLM Reasoning. Liu, Wang, et al. (Alibaba), "
+             "2025, arXiv 2508.08221."),
+      advantage_kwargs=dict(scale="batch"),
+      notes=(
+          "Lite PPO (spec §2): group-mean centring with the batch std of the raw rewards, vanilla PPO-clip "
+          "ε = 0.2, token-mean, no critic, no KL, no dynamic sampling, no overlong filtering. [M] batch std of "
+          "raw (not group-centred) rewards, G = 8. vs TRL: scale_rewards='batch' is the same normalisation "
+          "(eps 1e-4); TRL's default is 'group'. vs ROLL's sample config: it keeps kl_loss_coef = 0.001. vs "
+          "verl: no batch-std option in compute_grpo_outcome_advantage; " + _VERL_DIFF + "."
+      ),
+  ))
+
+
+def _rloo() -> dict:
+  return _merge(_base(), dict(
+      paper=("Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human Feedback in "
+             "LLMs. Ahmadian, Cremer, Gallé, Fadaee, Kreutzer, Pietquin, Üstün & Hooker, 2024, arXiv 2402.14740 "
+             "(estimator: Kool, van Hoof & Welling 2019)."),
+      advantage="rloo",
+      advantage_kwargs=_Replace(),
+      loss="reinforce",
+      loss_kwargs=_Replace(),
+      agg="seq-mean-token-sum",
+      kl=dict(kind="k1", coef=0.05, where="reward"),
+      group_size=4,
+      notes=(
+          "RLOO (spec §1.2.5): A_i = R_i − mean_{j≠i} R_j on the KL-penalised sequence reward R − β·Σ_t k1, "
+          "on-policy REINFORCE over the whole response (−A·Σ_t logp, mean over responses). [M] k = 4, β = "
+          "0.05 (TRL's default). For several updates per batch switch `loss` to 'ppo_clip'. vs TRL "
+          "RLOOTrainer: same reward KL, but a PPO-clipped *sequence-level* ratio (ε = 0.2), mean over "
+          "sequences. vs verl (adv_estimator=rloo): token-level PPO-clip with token-mean, no reward KL by "
+          "default, a singleton group gets its raw score (0 here)."
+      ),
+  ))
+
+
+def _reinforce_pp() -> dict:
+  return _merge(_base(), dict(
+      paper=("REINFORCE++: A Simple and Efficient Approach for Aligning Large Language Models. Jian Hu, 2025, "
+             "arXiv 2501.03262."),
+      advantage="reinforce_pp",
+      advantage_kwargs=_Replace(gamma=1.0, baseline="none"),
+      kl=dict(kind="k1", coef=0.01, where="reward"),
+      group_size=1,
+      notes=(
+          "REINFORCE++ (spec §1.2.6): token rewards = outcome at EOS − β·k1 per token, reward-to-go with "
+          "γ = 1, whitened over all tokens of the batch (no critic, no groups), PPO-clip ε = 0.2, token-mean. "
+          "[M] β = 0.01, ε = 0.2. vs verl (adv_estimator=reinforce_plus_plus): identical estimator, but KL in "
+          "the reward is off by default (use_kl_in_reward=False); " + _VERL_DIFF + ". TRL has no REINFORCE++."
+      ),
+  ))
+
+
+def _reinforce_pp_baseline() -> dict:
+  return _merge(_reinforce_pp(), dict(
+      advantage_kwargs=dict(baseline="group"),
+      group_size=8,
+      notes=(
+          "REINFORCE++-baseline (spec §1.2.6): the group mean is subtracted from the outcome before the "
+          "per-token KL penalty and the batch whitening (OpenRLHF's reinforce_baseline). [M] β = 0.01, G = 8. "
+          "vs verl reinforce_plus_plus_baseline: subtracts the group mean of Σ_t r_t and broadcasts it without "
+          "reward-to-go (agrees when β = 0), singleton groups keep their raw score; " + _VERL_DIFF + "."
+      ),
+  ))
+
+
+def _gspo() -> dict:
+  return _merge(_base(), dict(
+      paper=("Group Sequence Policy Optimization. Zheng, Liu, Li, Zhang, Yu, Yang, et al. (Qwen), 2025, arXiv "
+             "2507.18071."),
+      loss="gspo",
+      loss_kwargs=_Replace(clip_low=3e-4, clip_high=4e-4, max_log_ratio=10.0),
+      agg="seq-mean-token-mean",
+      notes=(
+          "GSPO (spec §1.2.9): length-normalised sequence ratio s_i = exp(mean_t δ) clipped to [1 − 3e-4, "
+          "1 + 4e-4], GRPO advantages, 'seq-mean-token-mean', no KL. [M] ε_l = 3e-4, ε_h = 4e-4, no KL, G = 8 "
+          "(placeholder). vs verl policy_loss mode 'gspo': the same (log s clamped at 10). vs TRL "
+          "importance_sampling_level='sequence': same value and gradient only with loss_type='grpo'; TRL's "
+          "default loss_type 'dapo' re-weights by length, and TRL's epsilon defaults to 0.2."
+      ),
+  ))
+
+
+def _clip_cov() -> dict:
+  return _merge(_base(), dict(
+      paper=("The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models. Cui, Zhang, Chen, "
+             "Yuan, Wang, Zuo, Li, Fan, Chen, Chen, Liu, Peng, Bai, Ouyang, Cheng, Zhou & Ding, 2025, arXiv "
+             "2505.22617."),
+      loss="clip_cov",
+      loss_kwargs=_Replace(clip_ratio=2e-4, cov_lb=1.0, cov_ub=5.0, clip_low=0.2, clip_high=0.2),
+      notes=(
+          "Clip-Cov (spec §3.2.4): PPO-clip ε = 0.2 on GRPO advantages, token-mean, with a random "
+          "clip_ratio = 2e-4 fraction of the tokens whose Cov(logp, A) lies in (1, 5) detached; needs "
+          "batch['key']. No KL. [M] G = 8 (placeholder). Matches verl policy_loss mode 'clip_cov' and its "
+          "defaults (clip_cov_ratio 2e-4, lb 1, ub 5); the draw is uniform like torch.randperm but not the "
+          "same subset. Toy batches (< 1/ratio tokens) select a single token: scale the ratio. No TRL "
+          "counterpart."
+      ),
+  ))
+
+
+def _kl_cov() -> dict:
+  return _merge(_clip_cov(), dict(
+      loss="kl_cov",
+      loss_kwargs=_Replace(kl_ratio=2e-3, kl_coef=1.0),
+      notes=(
+          "KL-Cov (spec §3.2.5): unclipped −A·r plus kl_coef·|log r| on the top kl_ratio fraction of tokens "
+          "by Cov(logp, A), token-mean, no reference KL. κ = 2e-3, β = 1 are the paper's 7B recipe; the paper "
+          "uses κ = 2e-4 for 32B [M]; G = 8 placeholder. vs verl policy_loss mode 'kl_cov': same kernel, but "
+          "verl's config defaults are kl_cov_ratio 2e-4 and ppo_kl_coef 0.1. No TRL counterpart."
+      ),
+  ))
+
+
+def _kdrl() -> dict:
+  return _merge(_base(), dict(
+      paper=("KDRL: Post-Training Reasoning LLMs via Unified Knowledge Distillation and Reinforcement Learning. "
+             "Xu, Zhu, Deng, Li, Hou, Wang, Shang, Xu & Mi, 2025, arXiv 2506.02208."),
+      loss="kdrl",
+      loss_kwargs=_Replace(kd_mask="none", clip_low=0.2, clip_high=0.2),
+      kl=dict(kind="k2", coef=5e-3, where="loss", clamp=None, target="teacher_logp",
+              schedule=dict(name="kdrl_linear", beta0=5e-3, beta_min=1e-3, decay=1e-5)),
+      notes=(
+          "KDRL (spec §4): GRPO (PPO-clip ε = 0.2, token-mean, the paper's 1/Σ|o_i|) plus β_t·k2(logp − "
+          "teacher_logp) on the student's own samples, in place of the reference KL; needs "
+          "batch['teacher_logp'] and batch['step'] (β_t = max(5e-3 − decay·t, 1e-3)). [M] k2 preferred over "
+          "k3, β0 = 5e-3, β_min = 1e-3, decay = 1e-5/step (placeholder; the paper's rate was not read), "
+          "kd_mask 'none' (which reward-guided mask won is unchecked), G = 8. `kl.coef` is unused while "
+          "`kl.schedule` is set. No TRL/verl counterpart: verl's use_kl_loss with the reference swapped for "
+          "the teacher is the closest (kl_loss_coef 0.001, low_var_kl)."
+      ),
+  ))
+
+
+def _nft() -> dict:
+  return _merge(_base(), dict(
+      paper=("Bridging Supervised Learning and Reinforcement Learning in Math Reasoning. Chen, Zheng, Zhu, "
+             "Chen, Zhao, Wang, Chen, Liu, Zhu & Zhu (NVIDIA, Tsinghua), 2025, arXiv 2505.18116."),
+      advantage_kwargs=dict(scale="none"),
+      loss="nft",
+      loss_kwargs=_Replace(weighting="one_minus_r", neg_weight=1.0, eps_pos=0.0, eps_neg=1.0,
+                           acc_clip=(0.02, 0.98), ratio_type="token", log_ratio_clamp=10.0),
+      agg="seq-mean-token-sum-norm",
+      group_size=16,
+      dynamic_sampling=dict(enabled=True),
+      notes=(
+          "NFT (spec §5): maximum likelihood on positives under π_θ and on negatives under the implicit "
+          "negative policy, weights from the group accuracy r̂ = mean_g R (binary rewards; computed from "
+          "batch['rewards']), groups with r̂ ∈ {0, 1} dropped. The loss does not read the advantages; "
+          "`advantage` = Dr. GRPO's because on-policy NFT with 'one_minus_r' has exactly the Dr. GRPO "
+          "gradient. Values of the released NVlabs/NFT scripts (as the kernel documents): normalize=1 "
+          "('one_minus_r'), clamp_negative 1.0, clamp_positive 0.0, log-ratio clamp 10; the spec's "
+          "placeholders were 'grpo' weighting and ε⁻ = 1e-2 [M]. [M] G = 16. The reference divides by a "
+          "constant 1000; here S·T ('seq-mean-token-sum-norm'). No TRL/verl counterpart."
+      ),
+  ))
+
+
+def _oreal() -> dict:
+  return _merge(_base(), dict(
+      paper=("Exploring the Limit of Outcome Reward for Learning Mathematical Reasoning. Lyu, Gao, Gu, Zhang, "
+             "Gao, Liu, Wang, Li, Zhao, Huang, Cao, Liu, Liu, Liu, Zhang, Lin & Chen, 2025, arXiv 2502.06781."),
+      advantage="rloo",
+      advantage_kwargs=_Replace(),
+      loss="oreal",
+      loss_kwargs=_Replace(pos_factor=1.0, neg_factor=0.5, sft_weight=1.0, pg_weight=1.0, sft_mult_adv=False,
+                           clip_low=0.2, clip_high=0.2),
+      kl=dict(kind="k3", coef=0.01, where="loss", clamp=None),
+      group_size=16,
+      dynamic_sampling=dict(enabled=True),
+      filter_trajectory=True,
+      notes=(
+          "OREAL (spec §6): released config reward_shaping_type='rloo' (A⁺ = 1 − p̂_loo, A⁻ = −p̂_loo), BC "
+          "on positives + PPO-clip on both sets, each set token-mean'd by its own count, λ⁺ = 1, λ⁻ = 0.5, "
+          "k3 KL β = 0.01 (the kernel's, unclamped), 16 samples per prompt [V config]; w_sft = w_pg = 1 "
+          "(xtuner v1; the original trainer is pg_weight=0, sft_mult_adv=True). Optional "
+          "batch['token_weights'] from the token RM. filter_trajectory (one correct + one incorrect per "
+          "prompt) is the sampler's job; dynamic sampling drops the all-equal groups here. [M] the paper's "
+          "own negative-reward factor. No TRL/verl counterpart."
+      ),
+  ))
+
+
+def _grpo_d() -> dict:
+  return _merge(_grpo(), dict(
+      paper=("OThink-MR1: Stimulating Multimodal Generalized Reasoning Capabilities via Dynamic Reinforcement "
+             "Learning. Liu, Zhang, Liu, Zhang, Sun & Wang, 2025, arXiv 2503.16081."),
+      kl=dict(schedule=dict(name="grpo_d", total_steps=1000, kind="ramp", beta_min=0.0, beta_max=0.04,
+                            warmup_frac=0.3)),
+      group_size=8,
+      notes=(
+          "GRPO-D (spec §7): GRPO (ε = 0.2, 'seq-mean-token-mean', k3 KL loss) with a step-dependent β(s) "
+          "ramping from β_min to β_max over the first warmup_frac of training; needs batch['step'] (traced, "
+          "no recompile). [M] the whole schedule: 'ramp', β_min = 0, β_max = 0.04, w = 0.3; total_steps = 1000 "
+          "is a placeholder (set it to the run length); G = 8 placeholder. `kl.coef` is unused while "
+          "`kl.schedule` is set. vs TRL/verl: constant beta / kl_loss_coef only (see the grpo preset)."
+      ),
+  ))
+
+
+def _apo() -> dict:
+  return _merge(_grpo(), dict(
+      paper=("APO: Enhancing Reasoning Ability of MLLMs via Asymmetric Policy Optimization (View-R1). Hong, "
+             "Guo, Xia, Wang, Zhang, Jin & Zhao, 2025, arXiv 2506.21655."),
+      advantage_kwargs=dict(eps=1e-9),
+      kl=dict(kind="k3", coef=1e-3, where="loss", clamp=None),
+      group_size=8,
+      stcr=dict(enabled=True, base=1.00001),
+      dads=dict(enabled=True, form="one_minus_exp"),
+      notes=(
+          "APO (spec §8, View-R1 code): GRPO advantages (unbiased std, eps 1e-9) times the STCR scale "
+          "(longer-than-correct wrong answers get up to 2× more negative advantage), PPO-clip ε = 0.2, k3 KL "
+          "loss β = 1e-3 (init_kl_coef, unclamped) weighted per response by DADS f(d) = 1 − exp(−e(1 − d)) "
+          "on positives, per-response token mean; n = 8 [V script]. Lengths are Σ_t mask. [M] OpenRLHF's "
+          "ε = 0.2 and the per-response ('seq-mean-token-mean') policy-loss aggregation. With stcr and dads "
+          "disabled this is GRPO with β = 1e-3. vs TRL/verl: neither has DADS/STCR; verl's kl_loss_coef is "
+          "0.001 too but unweighted and token-mean."
+      ),
+  ))
+
+
+def _pf_ppo() -> dict:
+  return _merge(_ppo(), dict(
+      paper=("Policy Filtration in RLHF to Fine-Tune LLM for Code Generation (later: Policy Filtration for RLHF "
+             "to Mitigate Noise in Reward Models). Shen, Zhang, Zhao, ... & Bian, 2024 / ICML 2025, arXiv "
+             "2409.06957."),
+      group_size=8,
+      filter=dict(strategy="best_worst"),
+      notes=(
+          "PF-PPO (spec §11): N responses per prompt scored by the RM; PPO (the ppo preset: GAE, critic, "
+          "k1 reward KL) trains only on a rank-based subset ('keep' = pf_ppo_filter of the group's rewards). "
+          "[M] N = 8, strategy 'best_worst' (BR/BW beat BoN/none on R²; pick by rljax.losses.pf_ppo."
+          "choose_filter); 'best_random' also needs batch['key']. vs verl (compute_pf_ppo_reweight_data): "
+          "batch-level resampling with replacement by |r|^2 ('pow'), not a per-prompt filter; see "
+          "pf_ppo.pf_ppo_resample. No TRL counterpart."
+      ),
+  ))
+
+
+def _hpt() -> dict:
+  return _merge(_base(), dict(
+      paper=("Towards a Unified View of Large Language Model Post-Training (UPGE + HPT). Lv, Zuo, Sun, Liu, "
+             "Wei, Chen, Ding, Zhou, et al., 2025, arXiv 2509.04419."),
+      loss="hpt",
+      loss_kwargs=_Replace(gamma=0.0, mode="switch", clip_low=0.2, clip_high=0.2, dual_clip=None),
+      group_size=8,
+      notes=(
+          "HPT (spec §12): per prompt, GRPO (PPO-clip ε = 0.2, token-mean) on its rollouts if the rollout "
+          "accuracy P_q = mean_g R > γ, else NLL of its demonstration (batch['demo_logp'], "
+          "batch['demo_mask'], [G, Td]); both sides share one token-mean denominator. [M] γ = 0 (Qwen2.5-"
+          "Math; larger for weaker models), n = 8, no KL. No TRL/verl counterpart (built on LUFFY + verl)."
+      ),
+  ))
+
+
+_BUILDERS: dict[str, Callable[[], dict]] = {
+    "ppo": _ppo,
+    "grpo": _grpo,
+    "dr_grpo": _dr_grpo,
+    "dapo": _dapo,
+    "lite_ppo": _lite_ppo,
+    "rloo": _rloo,
+    "reinforce_pp": _reinforce_pp,
+    "reinforce_pp_baseline": _reinforce_pp_baseline,
+    "gspo": _gspo,
+    "clip_cov": _clip_cov,
+    "kl_cov": _kl_cov,
+    "kdrl": _kdrl,
+    "nft": _nft,
+    "oreal": _oreal,
+    "grpo_d": _grpo_d,
+    "apo": _apo,
+    "pf_ppo": _pf_ppo,
+    "hpt": _hpt,
+}
+
+
+def names() -> list[str]:
+  """Sorted preset names."""
+  return sorted(_BUILDERS)
+
+
+def get(name: str) -> ml_collections.ConfigDict:
+  """A fresh, unlocked `ConfigDict` of preset `name`; a `KeyError` lists the known names otherwise.
+
+  The preset's definition only: `rljax.algorithms.get` (`resolution.get`) also adds the derived
+  `inputs` field.
+  """
+  try:
+    builder = _BUILDERS[name]
+  except (KeyError, TypeError):
+    raise KeyError(f"unknown algorithm preset {name!r}; known: {', '.join(names())}") from None
+  d = builder()
+  d["name"] = name
+  return ml_collections.ConfigDict(d)

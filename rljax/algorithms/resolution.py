@@ -1,0 +1,445 @@
+"""Turning an algorithm config (a preset of `rljax.algorithms.presets`) into callables.
+
+    import rljax.algorithms as algos
+    cfg = algos.get("dapo")                   # presets.get plus the derived `inputs` field
+    advantage_fn, loss_fn = algos.resolve(cfg)
+    batch |= advantage_fn(batch)              # {"advantages", ...}: constants of the objective
+    loss, metrics = loss_fn(logp, batch)      # differentiate w.r.t. logp (the policy's log-probs)
+
+The config fields are described in `rljax.algorithms.presets`; `advantage` names a key of
+`ADVANTAGES`, `kl.schedule["name"]` a key of `KL_SCHEDULES`, and `loss` a registered loss that
+has a call adapter here (`_LOSS_CALLS`). `resolve` / `resolve_kernels` validate the config first.
+
+**Uniform call convention.** `resolve(cfg)` returns `(advantage_fn, loss_fn)`, two
+`functools.partial` objects whose bound keywords are the estimator and kernel themselves, each a
+`functools.partial` of the named function with its `*_kwargs`:
+
+* `advantage_fn(batch) -> dict` with `"advantages"` (`f[B]` or `f[B, T]`), `"returns"` (`f[B, T]`,
+  token-level estimators) and `"keep"` (`bool[B]`, when dynamic sampling or a filter is on).
+* `loss_fn(logp, batch) -> (loss, metrics)`; gradients flow into `logp` (and into
+  `batch["values"]` for the critic term, `batch["demo_logp"]` for HPT); every other input is a
+  constant. Metrics are stop-gradient; `pg_loss` is the kernel's term, `kl_loss`/`kl_coef`,
+  `entropy` and `value_loss` the added ones; `loss_numerator`/`loss_denominator`, where present,
+  belong to the kernel's term only.
+
+`batch` is a mapping with the shared array conventions of the spec (§0.1): `mask: bool[B, T]`,
+`rewards: f[B]`, `old_logp`, `ref_logp: f[B, T]`, and, per preset (`required_inputs(cfg)`):
+
+| key                         | needed by                                                       |
+|-----------------------------|-----------------------------------------------------------------|
+| `old_values: f[B, T]`       | GAE (ppo, pf_ppo): critic values at rollout time                |
+| `values: f[B, T]`           | critic term (ppo, pf_ppo): current critic values                |
+| `key: PRNGKey`              | clip_cov (random token draw); pf_ppo with `filter.strategy="best_random"` |
+| `teacher_logp: f[B, T]`     | kdrl: teacher log-probs of the student's tokens                 |
+| `demo_logp, demo_mask: [G, Td]` | hpt: each prompt's demonstration                            |
+| `step: i32[]`               | a KL schedule (grpo_d, kdrl): the training step (traced; no recompile) |
+| `token_weights: f[B, T]`    | oreal, optional: token-RM weights (`rljax.losses.oreal.token_rm_weights`) |
+| `entropy: f[B, T]`          | any preset with `entropy_coef != 0`                             |
+| `greedy_rewards: f[B]`      | the "remax" estimator                                           |
+
+Generic pieces applied by the resolved callables (all off unless the preset turns them on):
+
+* KL `where="reward"`: for token-level estimators the per-token penalty −β·k_t(old_logp, ref_logp)
+  enters the token rewards (`gae` via `kl_penalized_rewards`, `reinforce_pp` via `token_kl`); for
+  group estimators the sequence sum β·Σ_t m·k_t is subtracted from the scalar reward (TRL's RLOO).
+* KL `where="loss"`: β·`weighted_seq_kl_loss(logp, batch[target], mask, w, agg=agg)` with w = 1,
+  or w = DADS weights (APO). KDRL and OREAL compute their KL inside the kernel instead.
+* Dynamic sampling: `keep` marks groups whose raw rewards are not all equal, and the loss trains on
+  `mask & keep` (the same as dropping the other groups from the batch; the refill loop that keeps
+  the batch full is the sampler's job, bounded by `max_num_gen_batches`).
+* Overlong shaping: R ← R + factor·R_len(L) with L = Σ_t mask (response length), before the estimator.
+* Critic: `value_loss(batch["values"], batch["old_values"], batch["returns"], mask)` times `vf_coef`.
+
+All configuration is static: `resolve` snapshots the config (later edits do not change the returned
+callables), and both callables are `jax.jit`-able with `batch` as a pytree argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from rljax.algorithms import presets
+
+# Importing these modules registers their losses in `rljax.losses.registry`.
+from rljax.losses import advantages as adv_lib
+from rljax.losses import aggregation, apo, checks, entropy_mechanism, hpt, kdrl, nft, oreal, pf_ppo  # noqa: F401
+from rljax.losses import policy_gradient, registry, schedules, value  # noqa: F401
+from rljax.losses.kl import KINDS as KL_KINDS, kl_penalized_rewards, kl_penalty
+
+Batch = Mapping[str, Any]
+
+# ------------------------------------------------------------------------------------------------
+# Name -> function tables
+
+
+ADVANTAGES: dict[str, Callable] = {
+    "grpo": adv_lib.grpo_advantages,  # (rewards, *, group_size, scale, eps, std_ddof) -> f[B]
+    "rloo": adv_lib.rloo_advantages,  # (rewards, *, group_size) -> f[B]
+    "passk": adv_lib.passk_advantages,  # (rewards, *, group_size, eps, scale_by_std) -> f[B]
+    "opo": adv_lib.opo_advantages,  # (rewards, lengths, *, group_size) -> f[B]
+    "reinforce_pp": adv_lib.reinforce_pp_advantages,  # (rewards, mask, *, token_kl, kl_coef, gamma, baseline, group_size)
+    "gae": adv_lib.gae,  # (token_rewards, values, mask, *, gamma, lam) -> (adv, returns)
+    "remax": adv_lib.remax_advantages,  # (rewards, greedy_rewards, mask) -> (adv, returns)
+}
+"""Advantage estimators by name (all in `rljax.losses.advantages`)."""
+
+_GROUP_ESTIMATORS = ("grpo", "rloo", "passk", "opo")  # scalar f[B] -> f[B], contiguous groups
+_TOKEN_ESTIMATORS = ("reinforce_pp", "gae", "remax")  # -> (f[B, T] advantages, f[B, T] returns)
+
+KL_SCHEDULES: dict[str, Callable] = {
+    "grpo_d": schedules.grpo_d_kl_schedule,  # (step, total_steps, *, kind, beta_min, beta_max, warmup_frac)
+    "kdrl_linear": kdrl.kdrl_kl_schedule,  # (step, *, beta0, beta_min, decay)
+}
+"""β(step) schedules by name; `kl.schedule = {"name": ..., **kwargs}`."""
+
+KL_PLACES = ("loss", "reward", "none")
+
+
+def _policy_call(kernel, logp, b, plan):
+  return kernel(logp, b["old_logp"], b["advantages"], b["mask"])
+
+
+def _clip_cov_call(kernel, logp, b, plan):
+  return kernel(logp, b["old_logp"], b["advantages"], b["mask"], key=b["key"])
+
+
+def _reinforce_call(kernel, logp, b, plan):
+  return kernel(logp, b["advantages"], b["mask"])
+
+
+def _kdrl_call(kernel, logp, b, plan):
+  kl = plan["kl"]
+  return kernel(
+      logp, b["old_logp"], b[kl["target"]], b["advantages"], b["mask"], b["rewards"],
+      kl_coef=_kl_coef(kl, b), kl_kind=kl["kind"], group_size=plan["group_size"],
+  )
+
+
+def _nft_call(kernel, logp, b, plan):
+  n = plan["group_size"]
+  group_acc = jnp.repeat(_group_mean(b["rewards"], n), n)
+  return kernel(logp, b["old_logp"], b["mask"], b["rewards"], group_acc)
+
+
+def _oreal_call(kernel, logp, b, plan):
+  kl = plan["kl"]
+  return kernel(
+      logp, b["old_logp"], b[kl["target"]], b["advantages"], b["mask"], b.get("token_weights"),
+      kl_coef=_kl_coef(kl, b), kl_kind=kl["kind"],
+  )
+
+
+def _hpt_call(kernel, logp, b, plan):
+  group_acc = _group_mean(b["rewards"], plan["group_size"])
+  return kernel(logp, b["old_logp"], b["advantages"], b["mask"], b["demo_logp"], b["demo_mask"], group_acc)
+
+
+# loss name -> (call adapter, batch keys it reads besides logp, computes its own KL term)
+_LOSS_CALLS: dict[str, tuple[Callable, tuple[str, ...], bool]] = {
+    "ppo_clip": (_policy_call, ("old_logp", "advantages", "mask"), False),
+    "gspo": (_policy_call, ("old_logp", "advantages", "mask"), False),
+    "cispo": (_policy_call, ("old_logp", "advantages", "mask"), False),
+    "kl_cov": (_policy_call, ("old_logp", "advantages", "mask"), False),
+    "clip_cov": (_clip_cov_call, ("old_logp", "advantages", "mask", "key"), False),
+    "reinforce": (_reinforce_call, ("advantages", "mask"), False),
+    "kdrl": (_kdrl_call, ("old_logp", "advantages", "mask", "rewards"), True),
+    "nft": (_nft_call, ("old_logp", "mask", "rewards"), False),
+    "oreal": (_oreal_call, ("old_logp", "advantages", "mask"), True),
+    "hpt": (_hpt_call, ("old_logp", "advantages", "mask", "demo_logp", "demo_mask", "rewards"), False),
+}
+"""Losses `resolve` knows how to call with the uniform `(logp, batch)` convention."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Resolution
+
+
+def _as_dict(config) -> dict:
+  if isinstance(config, ml_collections.ConfigDict):
+    return config.to_dict()
+  return copy.deepcopy(dict(config))
+
+
+def _validate(c: dict) -> None:
+  if c["advantage"] not in ADVANTAGES:
+    raise KeyError(f"unknown advantage estimator {c['advantage']!r}; known: {', '.join(sorted(ADVANTAGES))}")
+  registry.get(c["loss"])  # KeyError listing the registered losses
+  if c["loss"] not in _LOSS_CALLS:
+    raise KeyError(f"loss {c['loss']!r} is registered but has no uniform call adapter; "
+                   f"supported: {', '.join(sorted(_LOSS_CALLS))}")
+  checks.check_choice("agg", c["agg"], aggregation.MODES)
+  kl = c["kl"]
+  checks.check_choice("kl.where", kl["where"], KL_PLACES)
+  checks.check_choice("kl.kind", kl["kind"], KL_KINDS)
+  if kl["where"] == "reward":
+    if c["advantage"] == "remax":
+      raise ValueError("kl.where='reward' is not supported with the 'remax' estimator; pass KL-penalised "
+                       "token rewards yourself or use kl.where='loss'.")
+    if kl.get("schedule"):
+      raise ValueError("a KL schedule is only supported with kl.where='loss'.")
+  if kl.get("schedule") and kl["schedule"]["name"] not in KL_SCHEDULES:
+    raise KeyError(f"unknown KL schedule {kl['schedule']['name']!r}; known: {', '.join(sorted(KL_SCHEDULES))}")
+  if c.get("dads", {}).get("enabled") and (kl["where"] != "loss" or _LOSS_CALLS[c["loss"]][2]):
+    raise ValueError("DADS weights the KL loss term: it needs kl.where='loss' and a loss without its own KL.")
+  if c["advantage"] == "gae" and not c["critic"]["enabled"]:
+    raise ValueError("the 'gae' estimator needs critic values: set critic.enabled=True.")
+  strategy = c.get("filter", {}).get("strategy", "none")
+  checks.check_choice("filter.strategy", strategy, presets.PF_STRATEGIES)
+  n = c["group_size"]
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"`group_size` must be a positive int, got {n!r}.")
+
+
+def _uses_keep(c: Mapping) -> bool:
+  return bool(c["dynamic_sampling"]["enabled"]) or c.get("filter", {}).get("strategy", "none") != "none"
+
+
+def _loss_kl_applies(c: Mapping) -> bool:
+  """The generic KL-as-loss term (not computed inside the kernel)."""
+  return c["kl"]["where"] == "loss" and not _LOSS_CALLS[c["loss"]][2]
+
+
+def required_inputs(config) -> dict[str, tuple[str, ...]]:
+  """Batch keys read by the resolved callables: {"advantage": ..., "loss": ...}.
+
+  The loss keys include the advantage stage's outputs ("advantages", "returns", "keep"), which the
+  caller merges into the batch (`batch |= advantage_fn(batch)`). "token_weights" (OREAL) is optional
+  and not listed.
+  """
+  c = _as_dict(config)
+  name, kl = c["advantage"], c["kl"]
+  adv = ["rewards", "mask"]
+  if name == "gae":
+    adv.append("old_values")
+  if name == "remax":
+    adv.append("greedy_rewards")
+  if kl["where"] == "reward":
+    adv += ["old_logp", kl["target"]]
+  if c.get("filter", {}).get("strategy") == "best_random":
+    adv.append("key")
+  outputs = ["advantages"] + (["returns"] if name in _TOKEN_ESTIMATORS else [])
+  if _uses_keep(c):
+    outputs.append("keep")
+
+  loss = list(_LOSS_CALLS[c["loss"]][1])
+  if kl["where"] == "loss":
+    if c["loss"] in ("kdrl", "oreal") or _loss_kl_applies(c):
+      loss.append(kl["target"])
+    if kl.get("schedule"):
+      loss.append("step")
+    if c.get("dads", {}).get("enabled"):
+      loss += ["rewards", "advantages"]
+  if c["entropy_coef"]:
+    loss.append("entropy")
+  if c["critic"]["enabled"]:
+    loss += ["values", "old_values", "returns"]
+  if _uses_keep(c):
+    loss.append("keep")
+  loss.append("mask")
+  dedup = lambda keys: tuple(dict.fromkeys(keys))
+  return {"advantage": dedup(adv), "loss": dedup(loss)}
+
+
+
+def get(name: str) -> ml_collections.ConfigDict:
+  """`presets.get(name)` plus the derived `inputs` field (`required_inputs`); this is `rljax.algorithms.get`.
+
+  A fresh, unlocked `ConfigDict`; a `KeyError` lists the known names for an unknown `name`.
+  """
+  cfg = presets.get(name)
+  cfg.inputs = required_inputs(cfg)
+  return cfg
+
+
+def _require(batch: Batch, keys, what: str) -> None:
+  missing = [k for k in keys if k not in batch]
+  if missing:
+    raise KeyError(f"{what} needs batch keys {missing} (required: {list(keys)}); see required_inputs(config).")
+
+
+def _group_mean(x: jax.Array, n: int) -> jax.Array:
+  """`f[G]` mean of contiguous groups of n entries of `x: f[B]`."""
+  (x,) = checks.as_compute(x)
+  return jnp.mean(x.reshape(-1, n), axis=-1)
+
+
+def _overlong_penalty(lengths: jax.Array, *, max_len: int, cache_len: int, factor: float) -> jax.Array:
+  """DAPO's soft overlong punishment factor·R_len(L): 0, then linear to −factor over the last cache_len, then −factor."""
+  (length,) = checks.as_compute(lengths)
+  start = max_len - cache_len
+  r_len = jnp.where(length <= start, 0.0, jnp.where(length <= max_len, (start - length) / cache_len, -1.0))
+  return factor * r_len
+
+
+def _non_degenerate_groups(rewards: jax.Array, n: int) -> jax.Array:
+  """`bool[B]`: the row's group has at least two distinct rewards (DAPO dynamic sampling; std_g > 0)."""
+  r = jnp.asarray(rewards).reshape(-1, n)
+  return jnp.repeat(jnp.any(r != r[:, :1], axis=-1), n)
+
+
+def _kl_coef(kl: Mapping, batch: Batch):
+  if kl["where"] == "none":
+    return 0.0
+  schedule = kl.get("schedule")
+  if not schedule:
+    return kl["coef"]
+  fn = KL_SCHEDULES[schedule["name"]]
+  return fn(batch["step"], **{k: v for k, v in schedule.items() if k != "name"})
+
+
+def _seq_kl(batch: Batch, kl: Mapping) -> jax.Array:
+  """Σ_t m·k(old_logp, target) per response, `f[B]` (constant)."""
+  mask = jnp.asarray(batch["mask"], bool)
+  old = jnp.where(mask, batch["old_logp"], 0)
+  tgt = jnp.where(mask, batch[kl["target"]], 0)
+  tok = kl_penalty(old, tgt, kind=kl["kind"], clamp=kl["clamp"])
+  return jax.lax.stop_gradient(jnp.sum(jnp.where(mask, tok, 0), axis=-1))
+
+
+def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> dict[str, jax.Array]:
+  """advantage_fn(batch) -> {"advantages", ["returns"], ["keep"]} (see the module docstring)."""
+  _require(batch, plan["inputs"]["advantage"], f"advantage estimator {plan['advantage']!r}")
+  name, n, kl = plan["advantage"], plan["group_size"], plan["kl"]
+  mask = jnp.asarray(batch["mask"], bool)
+  (raw,) = checks.as_compute(batch["rewards"])
+  lengths = jnp.sum(mask, axis=-1)
+  rewards = raw
+  over = plan["overlong"]
+  if over["enabled"]:
+    rewards = rewards + _overlong_penalty(
+        lengths, max_len=over["max_len"], cache_len=over["cache_len"], factor=over["factor"])
+  reward_kl = kl["where"] == "reward" and kl["coef"] != 0
+  out: dict[str, jax.Array] = {}
+  if name in _GROUP_ESTIMATORS:
+    if reward_kl:
+      rewards = rewards - kl["coef"] * _seq_kl(batch, kl)
+    if name == "opo":
+      adv = estimator(rewards, lengths, group_size=n)
+    else:
+      adv = estimator(rewards, group_size=n)
+  elif name == "reinforce_pp":
+    kw = {}
+    if reward_kl:
+      kw = dict(token_kl=kl_penalty(batch["old_logp"], batch[kl["target"]], kind=kl["kind"], clamp=kl["clamp"]),
+                kl_coef=kl["coef"])
+    if estimator.keywords.get("baseline", "none") == "group":
+      kw["group_size"] = n
+    adv, out["returns"] = estimator(rewards, mask, **kw)
+  elif name == "gae":
+    token_rewards = kl_penalized_rewards(
+        rewards, batch["old_logp"] if reward_kl else jnp.zeros(mask.shape),
+        batch[kl["target"]] if reward_kl else jnp.zeros(mask.shape), mask,
+        kl_coef=kl["coef"] if reward_kl else 0.0, kind=kl["kind"], clamp=kl["clamp"])
+    adv, out["returns"] = estimator(token_rewards, batch["old_values"], mask)
+    if plan["critic"]["whiten_advantages"]:
+      adv = adv_lib.whiten(adv, mask)
+  else:  # remax
+    adv, out["returns"] = estimator(rewards, batch["greedy_rewards"], mask)
+
+  stcr = plan.get("stcr", {})
+  if stcr.get("enabled"):
+    scale = apo.apo_stcr_scale(raw.reshape(-1, n), lengths.reshape(-1, n), base=stcr["base"]).reshape(-1)
+    adv = adv * (scale if jnp.ndim(adv) == 1 else scale[:, None])
+  if _uses_keep(plan):
+    keep = jnp.ones(raw.shape, bool)
+    if plan["dynamic_sampling"]["enabled"]:
+      keep = keep & _non_degenerate_groups(raw, n)
+    strategy = plan.get("filter", {}).get("strategy", "none")
+    if strategy != "none":
+      keep = keep & pf_ppo.pf_ppo_filter(raw.reshape(-1, n), batch.get("key"), strategy=strategy).reshape(-1)
+    out["keep"] = keep
+  out["advantages"] = adv
+  return jax.lax.stop_gradient(out)
+
+
+def _compute_loss(logp: jax.Array, batch: Batch, *, plan: Mapping, kernel: Callable):
+  """loss_fn(logp, batch) -> (loss, metrics) (see the module docstring)."""
+  _require(batch, plan["inputs"]["loss"], f"loss {plan['loss']!r}")
+  call, _, _ = _LOSS_CALLS[plan["loss"]]
+  mask = jnp.asarray(batch["mask"], bool)
+  if _uses_keep(plan):
+    mask = mask & jnp.asarray(batch["keep"], bool)[:, None]
+  b = {**batch, "mask": mask}
+  pg, kernel_metrics = call(kernel, logp, b, plan)
+  metrics = {**kernel_metrics, "pg_loss": pg}
+  loss = pg
+  kl, agg = plan["kl"], plan["agg"]
+  if _loss_kl_applies(plan):
+    coef = _kl_coef(kl, b)
+    dads = plan.get("dads", {})
+    if dads.get("enabled"):
+      adv = jnp.asarray(b["advantages"])
+      seq_adv = adv if adv.ndim == 1 else jnp.sum(jnp.where(mask, adv, 0), axis=-1)
+      n = plan["group_size"]
+      weights = apo.dads_kl_weights(
+          jnp.asarray(b["rewards"]).reshape(-1, n), seq_adv.reshape(-1, n), form=dads["form"]).reshape(-1)
+    else:
+      weights = jnp.ones(mask.shape[:1], checks.compute_dtype(logp))
+    kl_loss, _ = apo.weighted_seq_kl_loss(
+        logp, b[kl["target"]], mask, weights, kind=kl["kind"], clamp=kl["clamp"], agg=agg)
+    loss = loss + coef * kl_loss
+    metrics["kl_loss"], metrics["kl_coef"] = kl_loss, jnp.asarray(coef, loss.dtype)
+  if plan["entropy_coef"]:
+    entropy = aggregation.aggregate(b["entropy"], mask, agg)
+    loss = loss - plan["entropy_coef"] * entropy
+    metrics["entropy"] = entropy
+  critic = plan["critic"]
+  if critic["enabled"]:
+    v_loss, v_metrics = value.value_loss(
+        b["values"], b["old_values"], b["returns"], mask, clip=critic["value_clip"], agg=agg)
+    loss = loss + critic["vf_coef"] * v_loss
+    metrics["value_loss"], metrics["vf_clipfrac"] = v_loss, v_metrics["vf_clipfrac"]
+  return loss, checks.stop_metrics(metrics)
+
+
+def resolve_kernels(config) -> tuple[functools.partial, functools.partial]:
+  """The raw `(estimator, kernel)`: `partial(ADVANTAGES[advantage], **advantage_kwargs)` and
+  `partial(registry.get(loss), agg=agg, **loss_kwargs)`, with their own signatures."""
+  c = _as_dict(config)
+  _validate(c)
+  estimator = functools.partial(ADVANTAGES[c["advantage"]], **c["advantage_kwargs"])
+  kernel = functools.partial(registry.get(c["loss"]), agg=c["agg"], **c["loss_kwargs"])
+  return estimator, kernel
+
+
+def resolve(config) -> tuple[functools.partial, functools.partial]:
+  """`(advantage_fn, loss_fn)` of a preset, with the uniform signatures of the module docstring.
+
+      advantage_fn(batch) -> {"advantages": ..., ["returns"], ["keep"]}
+      loss_fn(logp, batch) -> (loss, metrics)
+
+  Both are `functools.partial`s of module functions with the snapshot of the config (`plan`) and
+  the named estimator / loss kernel (`resolve_kernels`) bound as keywords. Raises `KeyError` for an
+  unknown estimator, loss or schedule name and `ValueError` for inconsistent switches.
+  """
+  c = _as_dict(config)
+  estimator, kernel = resolve_kernels(c)
+  c["inputs"] = required_inputs(c)
+  plan = _freeze(c)
+  return (functools.partial(_compute_advantages, plan=plan, estimator=estimator),
+          functools.partial(_compute_loss, plan=plan, kernel=kernel))
+
+
+class _FrozenDict(dict):
+  """A read-only dict snapshot (mutation raises), so a resolved callable cannot drift."""
+
+  def _readonly(self, *args, **kwargs):
+    raise TypeError("a resolved plan is read-only; edit the config and call resolve() again.")
+
+  __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+
+def _freeze(x):
+  if isinstance(x, Mapping):
+    return _FrozenDict({k: _freeze(v) for k, v in x.items()})
+  if isinstance(x, list):
+    return tuple(_freeze(v) for v in x)
+  return x
+
