@@ -110,9 +110,7 @@ def plot(results: dict[str, Any], path: str | None = None):
   return fig
 
 
-def main(argv) -> None:
-  del argv
-  cfg = _CONFIG.value
+def main(cfg) -> None:
   os.makedirs(cfg.out_dir, exist_ok=True)
   print(f"entropy mechanism: P={cfg.n_prompts} K={cfg.n_answers} d={cfg.dim} n={cfg.group_size} "
         f"steps={cfg.steps} seeds={cfg.seeds} arms={list(cfg.arm_names)}")
@@ -126,11 +124,6 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app
-  from ml_collections import config_flags
+  from experiments import cli
 
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", os.path.join(os.path.dirname(__file__), "..", "configs", "entropy_mechanism.py"),
-      "experiment config; `path:preset` picks cpu (default) or smoke",
-  )
-  app.run(main)
+  cli.launch(main, "entropy_mechanism.py", "cpu (default) or smoke")

@@ -182,9 +182,7 @@ def plot(results: dict[str, Any], path: str | None = None):
   return fig
 
 
-def main(argv) -> None:
-  del argv
-  cfg = _CONFIG.value
+def main(cfg) -> None:
   if cfg.x64:
     jax.config.update("jax_enable_x64", True)
   os.makedirs(cfg.out_dir, exist_ok=True)
@@ -203,11 +201,6 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  from absl import app
-  from ml_collections import config_flags
+  from experiments import cli
 
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", os.path.join(os.path.dirname(__file__), "..", "configs", "rdpo_loglinear.py"),
-      "experiment config; `path:preset` picks cpu (default), full or smoke",
-  )
-  app.run(main)
+  cli.launch(main, "rdpo_loglinear.py", "cpu (default), full or smoke")

@@ -1,10 +1,10 @@
 """(c) Entropy collapse and the covariance interventions at a small size, and the notebook."""
 
-import os
 import pathlib
 
 import numpy as np
 import pytest
+from conftest import execute_notebook
 
 from configs.entropy_mechanism import get_config
 from experiments import entropy_mechanism as ex
@@ -43,16 +43,6 @@ def test_outputs(smoke, tmp_path):
 
 
 def test_notebook_executes():
-  nbformat = pytest.importorskip("nbformat")
-  nbclient = pytest.importorskip("nbclient")
-  nb = nbformat.read(ROOT / "notebooks" / "entropy_mechanism.ipynb", as_version=4)
-  os.environ["RLJAX_NOTEBOOK_PRESET"] = "smoke"
-  try:
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-  finally:
-    del os.environ["RLJAX_NOTEBOOK_PRESET"]
-  out = ROOT / get_config("smoke").out_dir / "entropy_mechanism_notebook.png"
-  assert out.stat().st_size > 10_000
-  printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+  _, printed = execute_notebook("entropy_mechanism.ipynb")
+  assert (ROOT / get_config("smoke").out_dir / "entropy_mechanism_notebook.png").stat().st_size > 10_000
   assert "| kl_cov |" in printed

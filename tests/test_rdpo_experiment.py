@@ -1,11 +1,11 @@
 """The rDPO reproduction at a small size: predicted slopes, outputs, and the notebook."""
 
-import os
 import pathlib
 
 import jax
 import numpy as np
 import pytest
+from conftest import execute_notebook
 
 from configs.rdpo_loglinear import get_config
 from experiments import rdpo_loglinear as ex
@@ -57,17 +57,7 @@ def test_unknown_loss_fails_before_compute():
     get_config("huge")
 
 
-def test_notebook_executes(tmp_path):
-  nbformat = pytest.importorskip("nbformat")
-  nbclient = pytest.importorskip("nbclient")
-  nb = nbformat.read(ROOT / "notebooks" / "rdpo_bound.ipynb", as_version=4)
-  os.environ["RLJAX_NOTEBOOK_PRESET"] = "smoke"
-  try:
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-  finally:
-    del os.environ["RLJAX_NOTEBOOK_PRESET"]
-  out = ROOT / get_config("smoke").out_dir / "rdpo_bound_notebook.png"
-  assert out.stat().st_size > 10_000
-  printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+def test_notebook_executes():
+  _, printed = execute_notebook("rdpo_bound.ipynb")
+  assert (ROOT / get_config("smoke").out_dir / "rdpo_bound_notebook.png").stat().st_size > 10_000
   assert "| rdpo | 0.2 |" in printed
