@@ -392,3 +392,24 @@ def test_broadcast_to_tokens():
     J.broadcast_to_tokens(jnp.ones(3), mask)
   with pytest.raises(ValueError, match="`mask` must have rank 2"):
     J.broadcast_to_tokens(jnp.ones(2), mask[0])
+
+
+def test_overlong_penalty_knots_and_continuity():
+  from rljax.losses.advantages import overlong_penalty
+
+  lengths = jnp.asarray([0, 16, 17, 20, 23, 24, 25, 100])
+  out = overlong_penalty(lengths, max_len=24, cache_len=8, factor=2.0)
+  # 0 up to L_max − L_cache = 16, then linear to −factor at L_max = 24, then −factor.
+  np.testing.assert_allclose(out, [0, 0, -0.25, -1.0, -1.75, -2.0, -2.0, -2.0])
+  with pytest.raises(ValueError, match="cache_len"):
+    overlong_penalty(lengths, max_len=4, cache_len=8)
+
+
+def test_dynamic_sampling_mask_drops_exactly_the_constant_groups():
+  from rljax.losses.advantages import dynamic_sampling_mask
+
+  rewards = jnp.asarray([1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0.7, 0.7, 0.7, 0.7])
+  keep = dynamic_sampling_mask(rewards, group_size=4)
+  np.testing.assert_array_equal(keep, [True] * 4 + [False] * 12)
+  with pytest.raises(ValueError, match="group_size"):
+    dynamic_sampling_mask(rewards, group_size=3)

@@ -19,14 +19,6 @@ def _env(dim=6, seed=0):
   return jax.tree.map(lambda a: a.astype(jnp.float64), env)
 
 
-def _kernel_gradient(theta, env, groups, advantages, loss_fn=losses.ppo_clip_loss):
-  """∇_θ of −loss at the sampling policy: the policy-gradient estimate the kernel produces."""
-  old = bp.token_logps(theta, env, groups)
-  mask = jnp.ones_like(old, dtype=bool)
-  loss = lambda t: loss_fn(bp.token_logps(t, env, groups), old, advantages[:, None], mask)[0]
-  return -jax.grad(loss)(theta)
-
-
 def test_sampler_and_closed_forms(x64):
   env = _env()
   theta = jnp.linspace(-1, 1, 6)
@@ -50,13 +42,9 @@ def test_group_estimators_average_to_the_policy_gradient(estimator, factor, x64)
   adv_fn = {"rloo": functools.partial(losses.rloo_advantages, group_size=N),
             "dr_grpo": functools.partial(losses.grpo_advantages, group_size=N, scale="none")}[estimator]
 
-  def estimate(key):
-    groups = bp.sample_groups(key, theta, env, N)
-    # token-mean over B = P·n one-token responses: (1/B)Σ A_i ∇log π = per-prompt average.
-    return _kernel_gradient(theta, env, groups, adv_fn(groups.reward))
-
-  samples = jax.jit(jax.vmap(estimate))(jax.random.split(jax.random.PRNGKey(4), 20_000))
-  mean, se = samples.mean(0), samples.std(0) / np.sqrt(samples.shape[0])
+  moments = functools.partial(bp.gradient_estimate_moments, group_size=N, n_batches=20_000,
+                              advantage_fn=adv_fn, loss_fn=losses.ppo_clip_loss)
+  mean, se = jax.jit(moments)(jax.random.PRNGKey(4), theta, env)
   target = factor * bp.analytic_gradient(theta, env)
   assert np.all(np.abs(mean - target) < 4.5 * se + 1e-6), (mean, target, se)
   if factor != 1.0:  # the bias is resolvable: the unscaled gradient is rejected
@@ -125,3 +113,17 @@ def test_kdrl_without_kl_is_grpo(x64):
   np.testing.assert_allclose(th_k, th_g, atol=1e-12)
   np.testing.assert_allclose(tr_k.reward, tr_g.reward, atol=1e-12)
   assert np.linalg.norm(th_g) > 1e-2
+
+
+def test_checks_experiment_smoke(x64):
+  from configs.bandit_pg_checks import get_config
+  from experiments import bandit_pg_checks as ex
+
+  cfg = get_config("smoke")
+  errs = ex.entropy_step_errors(cfg)
+  from rljax.theory.slopes import loglog_slope
+
+  for name in ("natural PG", "vanilla PG"):
+    assert abs(loglog_slope(errs["eta"], errs[name])[0] - 2.0) < 0.05
+  text = ex.report(cfg)
+  assert "| rloo |" in text and "(e) KDRL" in text

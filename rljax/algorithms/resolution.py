@@ -270,20 +270,6 @@ def _group_mean(x: jax.Array, n: int) -> jax.Array:
   return jnp.mean(x.reshape(-1, n), axis=-1)
 
 
-def _overlong_penalty(lengths: jax.Array, *, max_len: int, cache_len: int, factor: float) -> jax.Array:
-  """DAPO's soft overlong punishment factor·R_len(L): 0, then linear to −factor over the last cache_len, then −factor."""
-  (length,) = checks.as_compute(lengths)
-  start = max_len - cache_len
-  r_len = jnp.where(length <= start, 0.0, jnp.where(length <= max_len, (start - length) / cache_len, -1.0))
-  return factor * r_len
-
-
-def _non_degenerate_groups(rewards: jax.Array, n: int) -> jax.Array:
-  """`bool[B]`: the row's group has at least two distinct rewards (DAPO dynamic sampling; std_g > 0)."""
-  r = jnp.asarray(rewards).reshape(-1, n)
-  return jnp.repeat(jnp.any(r != r[:, :1], axis=-1), n)
-
-
 def _kl_coef(kl: Mapping, batch: Batch):
   if kl["where"] == "none":
     return 0.0
@@ -313,7 +299,7 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
   rewards = raw
   over = plan["overlong"]
   if over["enabled"]:
-    rewards = rewards + _overlong_penalty(
+    rewards = rewards + adv_lib.overlong_penalty(
         lengths, max_len=over["max_len"], cache_len=over["cache_len"], factor=over["factor"])
   reward_kl = kl["where"] == "reward" and kl["coef"] != 0
   out: dict[str, jax.Array] = {}
@@ -350,7 +336,7 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
   if _uses_keep(plan):
     keep = jnp.ones(raw.shape, bool)
     if plan["dynamic_sampling"]["enabled"]:
-      keep = keep & _non_degenerate_groups(raw, n)
+      keep = keep & adv_lib.dynamic_sampling_mask(raw, group_size=n)
     strategy = plan.get("filter", {}).get("strategy", "none")
     if strategy != "none":
       keep = keep & pf_ppo.pf_ppo_filter(raw.reshape(-1, n), batch.get("key"), strategy=strategy).reshape(-1)

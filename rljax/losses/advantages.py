@@ -452,3 +452,33 @@ def opo_advantages(rewards: jax.Array, lengths: jax.Array, *, group_size: int) -
   plain = jnp.mean(shifted, axis=-1, keepdims=True)
   baseline = jnp.where(total > 0, weighted, plain)
   return (shifted - baseline).reshape(-1)
+
+
+def overlong_penalty(
+    lengths: jax.Array, *, max_len: int = 20480, cache_len: int = 4096, factor: float = 1.0
+) -> jax.Array:
+  """DAPO's soft overlong punishment (Yu et al., "DAPO: An Open-Source LLM Reinforcement Learning
+  System at Scale", 2025), added to the outcome reward:
+
+      R_len(L) = 0                                  L ≤ L_max − L_cache
+               = ((L_max − L_cache) − L) / L_cache   L_max − L_cache < L ≤ L_max
+               = −1                                 L > L_max
+
+  and returns factor·R_len, `f[B]`, continuous at both knots. Defaults are the paper's recipe
+  (L_max = 20480, L_cache = 4096, factor 1).
+  """
+  checks.check_positive("cache_len", cache_len)
+  if cache_len > max_len:
+    raise ValueError(f"`cache_len` ({cache_len}) must not exceed `max_len` ({max_len}).")
+  (length,) = checks.as_compute(lengths)
+  start = max_len - cache_len
+  r_len = jnp.where(length <= start, 0.0, jnp.where(length <= max_len, (start - length) / cache_len, -1.0))
+  return factor * r_len
+
+
+def dynamic_sampling_mask(rewards: jax.Array, *, group_size: int) -> jax.Array:
+  """DAPO dynamic sampling: `bool[B]`, True where the response's group holds at least two distinct
+  rewards (std_g > 0). All-correct and all-wrong groups give zero group-normalised advantages and
+  no gradient; DAPO drops them and samples more prompts to refill the batch."""
+  r, _ = _grouped(rewards, group_size, None)
+  return jnp.repeat(jnp.any(r != r[:, :1], axis=-1), group_size)

@@ -155,3 +155,28 @@ def make_train(
     return theta, trace
 
   return train
+
+
+def kernel_gradient(theta: jax.Array, env: AnswerBandit, groups: Groups, advantages: jax.Array,
+                    loss_fn: Callable[..., tuple[jax.Array, dict]]) -> jax.Array:
+  """The ascent direction a policy loss produces on one batch at the sampling policy: −∇_θ loss.
+
+  With `token-mean` over the B = P·n one-token responses this is (1/B)·Σ_i A_i ∇log π(a_i|p_i).
+  """
+  old = jax.lax.stop_gradient(token_logps(theta, env, groups))
+  mask = jnp.ones_like(old, dtype=bool)
+  return -jax.grad(lambda t: loss_fn(token_logps(t, env, groups), old, advantages[:, None], mask)[0])(theta)
+
+
+def gradient_estimate_moments(
+    key: jax.Array, theta: jax.Array, env: AnswerBandit, *, group_size: int, n_batches: int,
+    advantage_fn: Callable[[jax.Array], jax.Array], loss_fn: Callable[..., tuple[jax.Array, dict]],
+) -> tuple[jax.Array, jax.Array]:
+  """Monte-Carlo mean and standard error of `kernel_gradient` over `n_batches` independent batches."""
+
+  def one(k):
+    groups = sample_groups(k, theta, env, group_size)
+    return kernel_gradient(theta, env, groups, advantage_fn(groups.reward), loss_fn)
+
+  samples = jax.vmap(one)(jax.random.split(key, n_batches))
+  return samples.mean(0), samples.std(0) / jnp.sqrt(n_batches)
