@@ -216,3 +216,15 @@ def test_llama3_rope_scaling(tmp_path):
   for layer in model.layers:
     layer.attn.cfg = model.cfg
   assert np.abs(np.asarray(model(jnp.asarray(tokens))) - ref).max() > 100 * TOL
+
+
+def test_from_pretrained_places_params_on_a_mesh(llama_path):
+  from rljax import sharding
+
+  mesh = sharding.make_mesh((1, 1, 1))
+  tokens, mask = _batch(left=True)
+  placed = models.from_pretrained(llama_path, mesh=mesh)
+  q = placed.layers[0].attn.q_proj_dnh[...]
+  assert q.sharding.mesh.shape == mesh.shape
+  np.testing.assert_array_equal(np.asarray(placed(jnp.asarray(tokens), jnp.asarray(mask))),
+                                np.asarray(models.from_pretrained(llama_path)(jnp.asarray(tokens), jnp.asarray(mask))))

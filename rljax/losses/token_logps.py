@@ -57,7 +57,7 @@ CPU_CHUNK_ELEMENTS = 1 << 21
 ACCELERATOR_CHUNK_ELEMENTS = 1 << 30
 
 
-def _chunk_stats(logits: jax.Array, targets: jax.Array, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
+def chunk_stats(logits: jax.Array, targets: jax.Array, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
   """`(z[y] − lse, lse)` over the last axis of a `[B, C, V]` chunk, in `dtype` (≥ float32)."""
   vocab = logits.shape[-1]
   z = logits.astype(dtype)
@@ -73,7 +73,7 @@ def _chunk_at(logits, targets, start, size, dtype):
   logits, start = lax.optimization_barrier((logits, start))
   z = lax.dynamic_slice_in_dim(logits, start, size, axis=1)
   y = lax.dynamic_slice_in_dim(targets, start, size, axis=1)
-  return _chunk_stats(z, y, dtype)
+  return chunk_stats(z, y, dtype)
 
 
 def _forward(logits: jax.Array, targets: jax.Array, chunk_size: int | None) -> tuple[jax.Array, jax.Array]:
@@ -81,7 +81,7 @@ def _forward(logits: jax.Array, targets: jax.Array, chunk_size: int | None) -> t
   batch, length, _ = logits.shape
   dtype = checks.compute_dtype(logits)
   if chunk_size is None or chunk_size >= length:
-    return _chunk_stats(logits, targets, dtype)
+    return chunk_stats(logits, targets, dtype)
 
   n_full, tail = divmod(length, chunk_size)
 

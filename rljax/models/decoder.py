@@ -15,6 +15,18 @@ sits at index > 0 but must get position 0, so by default positions = cumsum(atte
 RoPE (llama/qwen2) rotates each (i, i + head_dim/2) pair of q and k by angle position * inv_freq[i];
 GPT-2 adds a learned position embedding instead.
 
+Packed sequences: with `segment_ids` i[B, T], token t may attend to s only if also
+segment_ids[t] = segment_ids[s], and positions restart at 0 at the start of each segment. Segments
+must be contiguous runs along T (a repeated id after a different one is a new run for positions but
+shares attention with the earlier run).
+
+Incremental decoding: `decode(tokens, cache)` attends the new T tokens over a fixed-size `KVCache`
+(see rljax.models.cache) and writes their keys/values at the cache index; prefill is `decode` on the
+whole (left-padded) prompt and each sampling step is `decode` with T = 1.
+
+dtype policy: parameters are stored in `param_dtype` and matmul inputs cast to `compute_dtype` (e.g.
+both bfloat16); norm statistics, attention scores/softmax and the returned logits are float32.
+
 Parameter names end in einsum-style axis letters: d = d_model, n = query heads, k = kv heads,
 h = head_dim, f = d_ff, v = vocab, p = positions. Each nnx.Param carries its logical axis names in the
 `out_sharding` metadata (with eager sharding off), e.g. ("embed", "heads", "head_dim"), so a mesh can be
@@ -30,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from rljax.models import cache as kv_cache
 from rljax.models.config import DecoderConfig
 
 _INIT_STD = 0.02
@@ -120,8 +133,13 @@ class Attention(nnx.Module):
       self.q_bias_nh = self.k_bias_kh = self.v_bias_kh = None
     self.o_bias_d = _param(rngs, (d,), ("embed",), dt, "zeros") if cfg.o_bias else None
 
-  def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array) -> jax.Array:
-    """x: [B, T, d]; positions: int[B, T]; mask: bool[B, T, S] (True = may attend)."""
+  def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array, kv=None, index=None):
+    """x: [B, T, d]; positions: int[B, T]; mask: bool[B, T, S] (True = may attend).
+
+    Without `kv`, S = T and the keys are this call's own tokens; returns y [B, T, d]. With `kv` =
+    (k, v) cache buffers [B, S, k, h], this call's keys/values are first written at slots
+    [index, index + T) and attention runs over all S slots; returns (y, (k, v)) with the new buffers.
+    """
     cfg = self.cfg
     ct = cfg.compute_dtype
     proj = lambda w, b, eq: _add_bias(jnp.einsum(eq, x, w[...].astype(ct)), b, ct)
@@ -131,6 +149,10 @@ class Attention(nnx.Module):
     if cfg.uses_rope:
       inv_freq = rope_inv_freq(cfg)
       q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
+    new_kv = None
+    if kv is not None:
+      new_kv = (kv_cache.write(kv[0], k, index), kv_cache.write(kv[1], v, index))
+      k, v = new_kv[0].astype(ct), new_kv[1].astype(ct)
     b, t = x.shape[:2]
     g = cfg.n_heads // cfg.n_kv_heads
     # Query head j uses kv head j // g (HF `repeat_kv` order), so split n as (k, g).
@@ -141,8 +163,8 @@ class Attention(nnx.Module):
     scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores, axis=-1).astype(ct)
     out = jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(b, t, cfg.n_heads, cfg.head_dim)
-    y = jnp.einsum("btnh,nhd->btd", out, self.o_proj_nhd[...].astype(ct))
-    return _add_bias(y, self.o_bias_d, ct)
+    y = _add_bias(jnp.einsum("btnh,nhd->btd", out, self.o_proj_nhd[...].astype(ct)), self.o_bias_d, ct)
+    return y if kv is None else (y, new_kv)
 
 
 def _add_bias(y: jax.Array, bias: nnx.Param | None, ct) -> jax.Array:
@@ -189,13 +211,46 @@ class Block(nnx.Module):
     self.mlp_norm = Norm(cfg, rngs)
     self.mlp = MLP(cfg, rngs)
 
-  def __call__(self, x, positions, mask):
-    x = x + self.attn(self.attn_norm(x), positions, mask)
-    return x + self.mlp(self.mlp_norm(x))
+  def __call__(self, x, positions, mask, kv=None, index=None):
+    """Returns the new residual stream, plus the updated (k, v) buffers when `kv` is given."""
+    if kv is None:
+      x = x + self.attn(self.attn_norm(x), positions, mask)
+      return x + self.mlp(self.mlp_norm(x))
+    y, kv = self.attn(self.attn_norm(x), positions, mask, kv, index)
+    x = x + y
+    return x + self.mlp(self.mlp_norm(x)), kv
+
+
+def _block_forward(block: Block, x, positions, mask):
+  return block(x, positions, mask)
+
+
+# Rematerialised block: the backward pass recomputes the block's forward from its input instead of
+# reading stored activations (see `DecoderConfig.remat`).
+_remat_block_forward = nnx.remat(_block_forward)
+
+
+def segment_positions(attention_mask: jax.Array, segment_ids: jax.Array) -> jax.Array:
+  """Per-segment positions: the number of real tokens before t within t's (contiguous) segment.
+
+  With c = cumsum(mask) (inclusive) and start(t) the first index of t's run of equal segment ids,
+  position[t] = c[t] - (c[start(t)] - mask[start(t)]) - 1, clipped at 0 for padding before the
+  first real token of a segment.
+  """
+  m = attention_mask.astype(jnp.int32)
+  c = jnp.cumsum(m, axis=-1)
+  t = segment_ids.shape[-1]
+  idx = jnp.broadcast_to(jnp.arange(t), segment_ids.shape)
+  is_start = jnp.concatenate(
+      [jnp.ones_like(segment_ids[:, :1], jnp.bool_), segment_ids[:, 1:] != segment_ids[:, :-1]], axis=-1)
+  start = jax.lax.cummax(jnp.where(is_start, idx, 0), axis=1)
+  before = jnp.take_along_axis(c - m, start, axis=-1)
+  return jnp.maximum(c - before - 1, 0)
 
 
 class Decoder(nnx.Module):
-  """Decoder-only LM: `model(tokens, attention_mask, positions) -> logits f32[B, T, V]`."""
+  """Decoder-only LM: `model(tokens, attention_mask, positions, segment_ids) -> logits f32[B, T, V]`,
+  and `decode(tokens, cache)` for incremental decoding with a `KVCache` from `init_cache`."""
 
   def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
@@ -208,31 +263,96 @@ class Decoder(nnx.Module):
     self.lm_head_dv = (None if cfg.tie_word_embeddings
                        else _param(rngs, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), dt))
 
-  def hidden_states(self, tokens: jax.Array, attention_mask: jax.Array | None = None,
-                    positions: jax.Array | None = None) -> jax.Array:
-    """Final-norm hidden states [B, T, d_model] in compute dtype (input to the LM head)."""
-    cfg = self.cfg
+  def _check_inputs(self, tokens, attention_mask, positions, segment_ids=None):
     if tokens.ndim != 2:
       raise ValueError(f"`tokens` must have shape [batch, time], got {tokens.shape}.")
-    b, t = tokens.shape
+    for name, arr in (("attention_mask", attention_mask), ("positions", positions),
+                      ("segment_ids", segment_ids)):
+      if arr is not None and arr.shape != tokens.shape:
+        raise ValueError(f"`{name}` has shape {arr.shape}, expected {tokens.shape} (the shape of "
+                         "`tokens`).")
     if attention_mask is None:
-      attention_mask = jnp.ones((b, t), jnp.bool_)
-    elif attention_mask.shape != tokens.shape:
-      raise ValueError(f"`attention_mask` has shape {attention_mask.shape}, expected {tokens.shape}.")
-    attention_mask = attention_mask.astype(jnp.bool_)
+      attention_mask = jnp.ones(tokens.shape, jnp.bool_)
+    return attention_mask.astype(jnp.bool_)
+
+  def _embed(self, tokens: jax.Array, positions: jax.Array) -> jax.Array:
+    ct = self.cfg.compute_dtype
+    x = self.embed_vd[...][tokens].astype(ct)
+    if self.pos_embed_pd is not None:
+      x = x + self.pos_embed_pd[...][positions].astype(ct)
+    return x
+
+  def hidden_states(self, tokens: jax.Array, attention_mask: jax.Array | None = None,
+                    positions: jax.Array | None = None, segment_ids: jax.Array | None = None) -> jax.Array:
+    """Final-norm hidden states [B, T, d_model] in compute dtype (input to the LM head).
+
+    tokens: int[B, T]; attention_mask: [B, T] (1 = real token; default all real); positions: int[B, T]
+    (default cumsum(mask) - 1, restarted per segment when `segment_ids` is given); segment_ids: int[B, T]
+    for packed rows, attention is restricted to equal ids.
+    """
+    attention_mask = self._check_inputs(tokens, attention_mask, positions, segment_ids)
+    t = tokens.shape[1]
     if positions is None:
-      # Left padding: the first real token gets position 0; pad slots are clipped to 0 (never attended).
-      positions = jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
-    elif positions.shape != tokens.shape:
-      raise ValueError(f"`positions` has shape {positions.shape}, expected {tokens.shape}.")
+      if segment_ids is None:
+        # Left padding: the first real token gets position 0; pad slots clip to 0 (never attended).
+        positions = jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
+      else:
+        positions = segment_positions(attention_mask, segment_ids)
     causal = jnp.tril(jnp.ones((t, t), jnp.bool_))
     mask = causal[None] & attention_mask[:, None, :]  # [B, T, S]
-    x = self.embed_vd[...][tokens].astype(cfg.compute_dtype)
-    if self.pos_embed_pd is not None:
-      x = x + self.pos_embed_pd[...][positions].astype(cfg.compute_dtype)
+    if segment_ids is not None:
+      mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
+    x = self._embed(tokens, positions)
+    forward = _remat_block_forward if self.cfg.remat else _block_forward
     for layer in self.layers:
-      x = layer(x, positions, mask)
+      x = forward(layer, x, positions, mask)
     return self.final_norm(x)
+
+  def init_cache(self, batch: int, max_len: int, dtype=None) -> kv_cache.KVCache:
+    """An empty `KVCache` for `decode`: per-layer k/v buffers [batch, max_len, n_kv_heads, head_dim]
+    in `dtype` (default compute_dtype). max_len bounds prompt plus generated tokens, padding included."""
+    cfg = self.cfg
+    dtype = cfg.compute_dtype if dtype is None else dtype
+    return kv_cache.init_cache(cfg.n_layers, batch, max_len, cfg.n_kv_heads, cfg.head_dim, dtype)
+
+  def decode(self, tokens: jax.Array, cache: kv_cache.KVCache, *, attention_mask: jax.Array | None = None,
+             positions: jax.Array | None = None) -> tuple[jax.Array, kv_cache.KVCache]:
+    """Appends T tokens to `cache` and returns (float32 logits [B, T, V], updated cache).
+
+    The new tokens occupy slots [i, i + T) with i = cache.index; query t attends slot s iff
+    s <= i + t and the slot holds a real token (cache.mask after writing this call's attention_mask).
+    Default positions continue each row: next_position[b] + (real tokens before t in this call).
+    Prefill = decode(prompt, empty cache, attention_mask=prompt_mask) with left-padded prompts; a
+    sampling step = decode(next_token[:, None], cache). Writing past max_len is not detectable under
+    jit (dynamic_update_slice clamps the start), so size the cache for prompt + new tokens.
+    """
+    attention_mask = self._check_inputs(tokens, attention_mask, positions)
+    b, t = tokens.shape
+    if cache.batch_size != b:
+      raise ValueError(f"`tokens` has batch {b} but the cache was built for batch {cache.batch_size}.")
+    if len(cache.k) != self.cfg.n_layers:
+      raise ValueError(f"The cache has {len(cache.k)} layers; the model has {self.cfg.n_layers}.")
+    if t > cache.max_len:
+      raise ValueError(f"Cannot decode {t} tokens into a cache of max_len {cache.max_len}.")
+    if not isinstance(cache.index, jax.core.Tracer) and int(cache.index) + t > cache.max_len:
+      raise ValueError(f"Cache overflow: index {int(cache.index)} + {t} tokens > max_len {cache.max_len}.")
+    m32 = attention_mask.astype(jnp.int32)
+    if positions is None:
+      positions = cache.next_position[:, None] + jnp.maximum(jnp.cumsum(m32, axis=-1) - 1, 0)
+    slot_mask = kv_cache.write(cache.mask, attention_mask, cache.index)  # [B, S]
+    query_slot = cache.index + jnp.arange(t)  # [T]
+    causal = jnp.arange(cache.max_len)[None, :] <= query_slot[:, None]  # [T, S]
+    mask = causal[None] & slot_mask[:, None, :]
+    x = self._embed(tokens, positions)
+    new_k, new_v = [], []
+    for layer, k, v in zip(self.layers, cache.k, cache.v):
+      x, (k, v) = layer(x, positions, mask, (k, v), cache.index)
+      new_k.append(k)
+      new_v.append(v)
+    logits = self.logits_from_hidden(self.final_norm(x))
+    new_cache = kv_cache.KVCache(tuple(new_k), tuple(new_v), cache.index + t, slot_mask,
+                                 cache.next_position + m32.sum(axis=-1))
+    return logits, new_cache
 
   def logits_from_hidden(self, hidden: jax.Array) -> jax.Array:
     """LM head: hidden [B, T, d] -> float32 logits [B, T, V] (tied head uses embed_vd^T)."""
@@ -244,5 +364,5 @@ class Decoder(nnx.Module):
                       preferred_element_type=jnp.float32)
 
   def __call__(self, tokens: jax.Array, attention_mask: jax.Array | None = None,
-               positions: jax.Array | None = None) -> jax.Array:
-    return self.logits_from_hidden(self.hidden_states(tokens, attention_mask, positions))
+               positions: jax.Array | None = None, segment_ids: jax.Array | None = None) -> jax.Array:
+    return self.logits_from_hidden(self.hidden_states(tokens, attention_mask, positions, segment_ids))

@@ -140,11 +140,15 @@ def _safetensor_files(path: str) -> dict[str, str]:
   return where
 
 
-def from_pretrained(path: str, *, dtype: Any = jnp.float32, compute_dtype: Any = None) -> Decoder:
+def from_pretrained(
+    path: str, *, dtype: Any = jnp.float32, compute_dtype: Any = None, mesh: Any = None, rules: Any = None
+) -> Decoder:
   """Builds a `Decoder` from a transformers checkpoint directory (config.json + safetensors).
 
   `dtype` is the parameter dtype; `compute_dtype` defaults to it. No random init is run: the model is
-  built abstractly (`nnx.eval_shape`) and every parameter is filled from the checkpoint.
+  built abstractly (`nnx.eval_shape`) and every parameter is filled from the checkpoint. With a
+  `mesh` the parameters are then placed on it by their logical axes (`rljax.sharding.shard_model`,
+  `rules` defaulting to `rljax.sharding.DEFAULT_RULES`).
   """
   from safetensors import safe_open
 
@@ -182,6 +186,10 @@ def from_pretrained(path: str, *, dtype: Any = jnp.float32, compute_dtype: Any =
               if isinstance(x, jax.ShapeDtypeStruct)]
   if unfilled:
     raise RuntimeError(f"No checkpoint tensor maps to parameter(s) {unfilled}.")
+  if mesh is not None:
+    from rljax import sharding
+
+    sharding.shard_model(model, mesh, sharding.DEFAULT_RULES if rules is None else rules)
   return model
 
 
