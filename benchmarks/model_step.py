@@ -327,9 +327,10 @@ def run_gpu(args):
     cfg = llama_config(d_model=2048, n_layers=16, n_heads=16, n_kv_heads=8, d_ff=5632, vocab=32000,
                        max_positions=4096, dtype=jnp.bfloat16)
     B, T = args.batch or 8, args.seq or 2048
+  cfg = dataclasses.replace(cfg, attention=args.attention)
   chunk = args.chunk if args.chunk is not None else "auto"
   head = fused_token_logps(chunk) if not args.unfused else unfused_token_logps
-  head_name = "unfused" if args.unfused else f"fused (chunk_size={chunk})"
+  head_name = ("unfused" if args.unfused else f"fused (chunk_size={chunk})") + f" head, {cfg.attention} attention"
 
   # Fit the batch without compiling the full model more than needed: compile the step (shapes only) with
   # 1 and 2 layers at the requested batch, extrapolate the temp bytes linearly to n_layers (and in B),
@@ -404,7 +405,7 @@ def run_gpu(args):
 
   print(f"\n### Training step, llama d_model={cfg.d_model}, layers={cfg.n_layers}, heads={cfg.n_heads}/"
         f"{cfg.n_kv_heads} kv, d_ff={cfg.d_ff}, vocab={cfg.vocab_size}, bf16 params/compute/Adam, "
-        f"{head_name} head\n")
+        f"{head_name}\n")
   print("| device kind | params (matmul) | B x T | step time | tokens/s | model TFLOP/s | peak | MFU |")
   print("|---|---|---|---|---|---|---|---|")
   bt = f"{B} x {T}" + ("" if B == requested_B else f" (requested B={requested_B} does not fit)")
@@ -425,6 +426,8 @@ def main(argv=None):
   p.add_argument("--gpu", action="store_true", help="~1B-param bf16 tokens/s + MFU on the default device")
   p.add_argument("--tiny", action="store_true", help="with --gpu: a tiny config (smoke test, runs on CPU)")
   p.add_argument("--unfused", action="store_true", help="with --gpu: use the unfused head")
+  p.add_argument("--attention", default="einsum", choices=("einsum", "dot_product"),
+                 help="with --gpu: attention kernel (DecoderConfig.attention)")
   p.add_argument("--mem-limit-gib", type=float, default=None,
                  help="with --gpu: device memory limit for fitting the batch (default: the device's bytes_limit)")
   p.add_argument("--peak-tflops", type=float, default=None, help="peak dense bf16 TFLOP/s for MFU")

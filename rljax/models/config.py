@@ -43,6 +43,11 @@ class DecoderConfig:
   [B, n_heads, T, T], MLP hidden [B, T, d_ff], norms). Activation memory per layer drops from
   O(B T (n_heads T + d_ff + d_model)) to O(B T d_model), for about one extra forward pass of compute
   (~+33% FLOPs of a training step). Gradients are unchanged. It does not affect `decode`.
+
+  `attention` picks the attention kernel: "einsum" (default: scores, float32 softmax and the weighted
+  sum written out, materialising [B, n_heads, T, S] scores) or "dot_product"
+  (`jax.nn.dot_product_attention`, which on GPU dispatches to a fused cuDNN kernel when the shapes and
+  dtypes allow and otherwise runs the same math through XLA).
   """
 
   family: str
@@ -71,8 +76,11 @@ class DecoderConfig:
   param_dtype: Any = jnp.float32
   compute_dtype: Any = jnp.float32
   remat: bool = False
+  attention: str = "einsum"
 
   def __post_init__(self):
+    if self.attention not in ("einsum", "dot_product"):
+      raise ValueError(f"`attention` must be 'einsum' or 'dot_product', got {self.attention!r}.")
     if self.family not in FAMILIES:
       raise ValueError(f"Unknown architecture family {self.family!r}; supported: {FAMILIES}.")
     if self.activation not in ACTIVATIONS:

@@ -154,6 +154,10 @@ class Attention(nnx.Module):
       new_kv = (kv_cache.write(kv[0], k, index), kv_cache.write(kv[1], v, index))
       k, v = new_kv[0].astype(ct), new_kv[1].astype(ct)
     b, t = x.shape[:2]
+    if cfg.attention == "dot_product":
+      out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None])
+      y = _add_bias(jnp.einsum("btnh,nhd->btd", out, self.o_proj_nhd[...].astype(ct)), self.o_bias_d, ct)
+      return y if kv is None else (y, new_kv)
     g = cfg.n_heads // cfg.n_kv_heads
     # Query head j uses kv head j // g (HF `repeat_kv` order), so split n as (k, g).
     q = q.reshape(b, t, cfg.n_kv_heads, g, cfg.head_dim)
