@@ -68,38 +68,44 @@ def chunk_stats(logits: jax.Array, targets: jax.Array, dtype: jnp.dtype) -> tupl
   return picked - lse, lse
 
 
-def _chunk_at(logits, targets, start, size, dtype):
-  """Stats of tokens `[start, start + size)`, sliced from the whole arrays."""
-  logits, start = lax.optimization_barrier((logits, start))
-  z = lax.dynamic_slice_in_dim(logits, start, size, axis=1)
-  y = lax.dynamic_slice_in_dim(targets, start, size, axis=1)
-  return chunk_stats(z, y, dtype)
+def chunk_dlogits(z: jax.Array, targets: jax.Array, lse: jax.Array, g: jax.Array) -> jax.Array:
+  """g · (onehot(y) − exp(z − lse)), the cotangent of the logits `z` of `z[y] − lse` (no onehot for
+  an out-of-range id)."""
+  onehot = jnp.arange(z.shape[-1]) == targets[..., None]
+  return g[..., None] * (onehot.astype(z.dtype) - jnp.exp(z - lse[..., None]))
+
+
+def slice_chunk(arrays: tuple[jax.Array, ...], start: jax.Array, size: int) -> tuple[jax.Array, ...]:
+  """Tokens `[start, start + size)` (axis 1) of each array, sliced from the whole arrays.
+
+  The barrier keeps the arrays loop-variant (see the module docstring): it copies nothing.
+  """
+  arrays, start = lax.optimization_barrier((arrays, start))
+  return tuple(lax.dynamic_slice_in_dim(a, start, size, axis=1) for a in arrays)
+
+
+def map_chunks(fn, arrays: tuple[jax.Array, ...], chunk_size: int | None, dtype: jnp.dtype, n_outputs: int = 2):
+  """Applies `fn(*chunks) -> n_outputs arrays f[B, C]` over chunks of axis 1 of `arrays` (all `[B, T, ...]`)
+  and assembles the `f[B, T]` outputs; `chunk_size` None or ≥ T is one call. Full chunks run in a
+  `lax.fori_loop`; a remainder T mod chunk_size is one shorter chunk of static size."""
+  batch, length = arrays[0].shape[:2]
+  if chunk_size is None or chunk_size >= length:
+    return fn(*arrays)
+  n_full, tail = divmod(length, chunk_size)
+
+  def write(outs, start, size):
+    parts = fn(*slice_chunk(arrays, start, size))
+    return tuple(lax.dynamic_update_slice_in_dim(o, p, start, axis=1) for o, p in zip(outs, parts))
+
+  outs = tuple(jnp.zeros((batch, length), dtype) for _ in range(n_outputs))
+  outs = lax.fori_loop(0, n_full, lambda i, o: write(o, i * chunk_size, chunk_size), outs)
+  return write(outs, jnp.int32(n_full * chunk_size), tail) if tail else outs
 
 
 def _forward(logits: jax.Array, targets: jax.Array, chunk_size: int | None) -> tuple[jax.Array, jax.Array]:
   """`(logps, lse)`, both `[B, T]` in the compute dtype, chunk by chunk over `T`."""
-  batch, length, _ = logits.shape
   dtype = checks.compute_dtype(logits)
-  if chunk_size is None or chunk_size >= length:
-    return chunk_stats(logits, targets, dtype)
-
-  n_full, tail = divmod(length, chunk_size)
-
-  def body(i, carry):
-    logps, lse = carry
-    start = i * chunk_size
-    lp, ls = _chunk_at(logits, targets, start, chunk_size, dtype)
-    return (lax.dynamic_update_slice_in_dim(logps, lp, start, axis=1),
-            lax.dynamic_update_slice_in_dim(lse, ls, start, axis=1))
-
-  init = (jnp.zeros((batch, length), dtype), jnp.zeros((batch, length), dtype))
-  logps, lse = lax.fori_loop(0, n_full, body, init)
-  if tail:  # one shorter chunk of static size
-    start = n_full * chunk_size
-    lp, ls = _chunk_at(logits, targets, jnp.int32(start), tail, dtype)
-    logps = lax.dynamic_update_slice_in_dim(logps, lp, start, axis=1)
-    lse = lax.dynamic_update_slice_in_dim(lse, ls, start, axis=1)
-  return logps, lse
+  return map_chunks(lambda z, y: chunk_stats(z, y, dtype), (logits, targets), chunk_size, dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -115,10 +121,7 @@ def _token_logps_fwd(logits, targets, chunk_size):
 def _token_logps_bwd(chunk_size, residuals, g):
   del chunk_size  # the backward is one elementwise pass; it needs no chunking
   logits, targets, lse = residuals
-  z = logits.astype(lse.dtype)
-  onehot = jnp.arange(logits.shape[-1]) == targets[..., None]  # all False for an out-of-range id
-  grad = g[..., None] * (onehot.astype(lse.dtype) - jnp.exp(z - lse[..., None]))
-  return grad.astype(logits.dtype), None
+  return chunk_dlogits(logits.astype(lse.dtype), targets, lse, g).astype(logits.dtype), None
 
 
 _token_logps.defvjp(_token_logps_fwd, _token_logps_bwd)

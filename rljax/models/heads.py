@@ -38,7 +38,7 @@ from flax import nnx
 from jax import lax
 
 from rljax.losses import checks
-from rljax.losses.token_logps import chunk_stats, default_chunk_size
+from rljax.losses.token_logps import chunk_dlogits, chunk_stats, default_chunk_size, map_chunks, slice_chunk
 
 ChunkSize = int | Literal["auto"] | None
 
@@ -46,19 +46,6 @@ ChunkSize = int | Literal["auto"] | None
 def _chunk_logits(h_c: jax.Array, head: jax.Array, acc_dtype) -> jax.Array:
   """`[B, C, D] · [D, V] -> [B, C, V]`, accumulated in `acc_dtype` (≥ float32)."""
   return jnp.einsum("bcd,dv->bcv", h_c, head, preferred_element_type=acc_dtype)
-
-
-def _chunk_dlogits(z: jax.Array, targets: jax.Array, lse: jax.Array, g: jax.Array) -> jax.Array:
-  """dz = g · (onehot(y) − exp(z − lse)) for one `[B, C, V]` chunk (an out-of-range id: no onehot)."""
-  onehot = jnp.arange(z.shape[-1]) == targets[..., None]
-  return g[..., None] * (onehot.astype(z.dtype) - jnp.exp(z - lse[..., None]))
-
-
-def _slice(arrays, start, size):
-  # The barrier keeps the sliced arrays loop-variant, so backends without native bf16 slicing do
-  # not hoist a whole-array float32 convert out of the loop (see rljax/losses/token_logps.py).
-  arrays, start = lax.optimization_barrier((arrays, start))
-  return tuple(lax.dynamic_slice_in_dim(a, start, size, axis=1) for a in arrays)
 
 
 def _chunks(length: int, chunk_size: int | None) -> tuple[int, int, int]:
@@ -71,31 +58,9 @@ def _chunks(length: int, chunk_size: int | None) -> tuple[int, int, int]:
 
 def _forward(hidden, head, targets, chunk_size):
   """`(logps, lse)`, both `[B, T]` in the accumulation dtype."""
-  batch, length, _ = hidden.shape
   acc = checks.compute_dtype(hidden, head)
-
-  def stats(h_c, y_c):
-    return chunk_stats(_chunk_logits(h_c, head, acc), y_c, acc)
-
-  chunk, n_full, tail = _chunks(length, chunk_size)
-  if n_full == 1 and not tail:
-    return stats(hidden, targets)
-
-  def body(i, carry):
-    logps, lse = carry
-    start = i * chunk
-    lp, ls = stats(*_slice((hidden, targets), start, chunk))
-    return (lax.dynamic_update_slice_in_dim(logps, lp, start, axis=1),
-            lax.dynamic_update_slice_in_dim(lse, ls, start, axis=1))
-
-  carry = (jnp.zeros((batch, length), acc), jnp.zeros((batch, length), acc))
-  logps, lse = lax.fori_loop(0, n_full, body, carry)
-  if tail:  # one shorter chunk of static size
-    start = n_full * chunk
-    lp, ls = stats(*_slice((hidden, targets), jnp.int32(start), tail))
-    logps = lax.dynamic_update_slice_in_dim(logps, lp, start, axis=1)
-    lse = lax.dynamic_update_slice_in_dim(lse, ls, start, axis=1)
-  return logps, lse
+  stats = lambda h_c, y_c: chunk_stats(_chunk_logits(h_c, head, acc), y_c, acc)
+  return map_chunks(stats, (hidden, targets), chunk_size, acc)
 
 
 def _backward(hidden, head, targets, lse, g, chunk_size):
@@ -105,7 +70,7 @@ def _backward(hidden, head, targets, lse, g, chunk_size):
   g = g.astype(acc)
 
   def grads(h_c, y_c, lse_c, g_c):
-    dz = _chunk_dlogits(_chunk_logits(h_c, head, acc), y_c, lse_c, g_c)
+    dz = chunk_dlogits(_chunk_logits(h_c, head, acc), y_c, lse_c, g_c)
     # Cast to the matmul dtype, as autodiff of the unfused path would hand a bf16 logit cotangent
     # to the head matmul; both products still accumulate in float32.
     dz = dz.astype(head.dtype)
@@ -120,7 +85,7 @@ def _backward(hidden, head, targets, lse, g, chunk_size):
 
   def step(start, size, carry):
     dh, dw = carry
-    dh_c, dw_c = grads(*_slice((hidden, targets, lse, g), start, size))
+    dh_c, dw_c = grads(*slice_chunk((hidden, targets, lse, g), start, size))
     return lax.dynamic_update_slice_in_dim(dh, dh_c, start, axis=1), dw + dw_c
 
   carry = (jnp.zeros_like(hidden), jnp.zeros(head.shape, acc))
@@ -271,7 +236,7 @@ class ValueHead(nnx.Module):
     return self.proj(hidden.astype(jnp.float32))[..., 0]
 
 
-class RewardHead(nnx.Module):
+class RewardHead(ValueHead):
   """Scalar reward per sequence: a Linear d_model -> 1 read at the last valid token, `f32[B]`.
 
       r[b] = hidden[b, t_b] · w + c,   t_b = the last t with attention_mask[b, t] = 1.
@@ -280,14 +245,8 @@ class RewardHead(nnx.Module):
   (padding first, as in generation) t_b = T − 1, the final slot, which holds the last real token.
   Without a mask every row reads t = T − 1. A row whose mask is all 0 also reads T − 1 (meaningless;
   mask such rows out of the loss). Only the selected `[B, D]` states go through the projection.
+  Constructed like `ValueHead`.
   """
-
-  def __init__(self, d_model: int, *, rngs: nnx.Rngs, param_dtype: Any = jnp.float32,
-               kernel_init: Any = nnx.initializers.normal(0.02)):
-    checks.check_positive("d_model", d_model)
-    self.d_model = d_model
-    self.proj = nnx.Linear(d_model, 1, dtype=jnp.float32, param_dtype=param_dtype,
-                           kernel_init=kernel_init, rngs=rngs)
 
   def __call__(self, hidden: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
     _check_hidden(hidden, self.d_model)
