@@ -19,6 +19,7 @@ def masked_sum(x: jax.Array, mask: jax.Array, axis: int | tuple[int, ...] | None
 
 
 def mask_count(mask: jax.Array, axis: int | tuple[int, ...] | None = None, dtype=jnp.float32) -> jax.Array:
+  """Σ mask over `axis`, as `dtype`."""
   return jnp.sum(mask, axis=axis, dtype=dtype)
 
 

@@ -31,6 +31,7 @@ def get(name: str) -> Callable:
 
 
 def names() -> list[str]:
+  """Sorted registered loss names."""
   return sorted(_REGISTRY)
 
 

@@ -208,6 +208,7 @@ class MLP(nnx.Module):
 
 
 class Block(nnx.Module):
+  """Pre-norm block: h = x + Attn(Norm(x)), y = h + MLP(Norm(h))."""
 
   def __init__(self, cfg: DecoderConfig, rngs: nnx.Rngs):
     self.attn_norm = Norm(cfg, rngs)

@@ -60,6 +60,7 @@ def make_answer_bandit(
 
 
 def logits(theta: jax.Array, env: AnswerBandit) -> jax.Array:
+  """Policy logits φ(p, k)ᵀθ, `f[P, K]`."""
   return env.features @ theta
 
 
@@ -69,6 +70,7 @@ def expected_reward(theta: jax.Array, env: AnswerBandit) -> jax.Array:
 
 
 def mean_entropy(theta: jax.Array, env: AnswerBandit) -> jax.Array:
+  """H(θ) = mean_p −Σ_k π(k|p) log π(k|p), exact."""
   logp = jax.nn.log_softmax(logits(theta, env), -1)
   return jnp.mean(-jnp.sum(jnp.exp(logp) * logp, -1))
 
