@@ -22,7 +22,7 @@ import optax
 
 from rljax import losses
 from rljax.theory import bandit_pg as bp
-from rljax.theory.slopes import loglog_slope
+from rljax.theory.kernels.slopes import loglog_slope
 
 
 def estimator_scales(cfg, env, theta) -> list[dict]:

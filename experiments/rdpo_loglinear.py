@@ -20,7 +20,7 @@ import numpy as np
 
 from rljax import losses
 from rljax.theory import loglinear_bandit as lb
-from rljax.theory.slopes import seed_slope
+from rljax.theory.kernels.slopes import seed_slope
 
 METRICS = ("error", "subopt", "kl_gap")
 

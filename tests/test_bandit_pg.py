@@ -121,7 +121,7 @@ def test_checks_experiment_smoke(x64):
 
   cfg = get_config("smoke")
   errs = ex.entropy_step_errors(cfg)
-  from rljax.theory.slopes import loglog_slope
+  from rljax.theory.kernels.slopes import loglog_slope
 
   for name in ("natural PG", "vanilla PG"):
     assert abs(loglog_slope(errs["eta"], errs[name])[0] - 2.0) < 0.05

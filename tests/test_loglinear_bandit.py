@@ -9,7 +9,7 @@ import pytest
 
 from rljax import losses
 from rljax.theory import loglinear_bandit as lb
-from rljax.theory.slopes import loglog_slope, seed_slope
+from rljax.theory.kernels.slopes import loglog_slope, seed_slope
 
 
 def _env(seed=0, n_prompts=64):
