@@ -46,6 +46,11 @@ DEFAULT_RULES: Mapping[str, MeshAxes] = types.MappingProxyType({
     # Activations.
     "batch": ("data", "fsdp"),
     "length": None,
+    "act_embed": None,  # the residual stream is replicated over fsdp: batch already uses it
+    "act_heads": "tensor",
+    "act_kv_heads": "tensor",
+    "act_mlp": "tensor",
+    "act_vocab": "tensor",
     # Parameters (and activation dims that share their names).
     "embed": "fsdp",
     "vocab": "tensor",

@@ -235,6 +235,11 @@ _MULTI_DEVICE_SCRIPT = textwrap.dedent("""
     with jax.set_mesh(mesh):
       (loss8, logits8), grads8 = step(state, tok_s, tgt_s)
     assert len(logits8.sharding.device_set) == 8
+    # The decoder's activation constraints: logits keep batch over (data, fsdp) and vocab over tensor.
+    assert logits8.sharding.spec == P(("data", "fsdp"), None, "tensor"), logits8.sharding
+    with jax.set_mesh(mesh):
+      hidden = jax.jit(lambda s, t: nnx.merge(graphdef, s).hidden_states(t))(state, tok_s)
+    assert hidden.sharding.spec[0] == ("data", "fsdp") and hidden.sharding.spec[1:] in ((), (None,), (None, None))
 
     np.testing.assert_allclose(float(loss8), float(loss1), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(logits8), np.asarray(logits1), rtol=1e-5, atol=1e-5)

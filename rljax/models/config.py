@@ -48,6 +48,11 @@ class DecoderConfig:
   sum written out, materialising [B, n_heads, T, S] scores) or "dot_product"
   (`jax.nn.dot_product_attention`, which on GPU dispatches to a fused cuDNN kernel when the shapes and
   dtypes allow and otherwise runs the same math through XLA).
+
+  `activation_rules` maps the logical names of activations (batch, length, act_embed, act_heads,
+  act_kv_heads, act_mlp, act_vocab) to mesh axes, as (name, axes) pairs; None uses
+  `rljax.sharding.DEFAULT_RULES`. The decoder constrains its residual stream, q/k/v, the MLP hidden and
+  the logits with them whenever a mesh is set (`jax.set_mesh`), and is unchanged without one.
   """
 
   family: str
@@ -77,6 +82,7 @@ class DecoderConfig:
   compute_dtype: Any = jnp.float32
   remat: bool = False
   attention: str = "einsum"
+  activation_rules: Any = None
 
   def __post_init__(self):
     if self.attention not in ("einsum", "dot_product"):

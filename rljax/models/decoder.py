@@ -36,12 +36,14 @@ applied later via logical-to-mesh rules.
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from rljax import sharding
 from rljax.models import cache as kv_cache
 from rljax.models.config import DecoderConfig
 
@@ -57,6 +59,18 @@ def _param(rngs: nnx.Rngs | None, shape, axes, dtype, init: str = "normal") -> n
     value = jnp.zeros(shape, dtype)
   # eager_sharding=False: keep the names as metadata only; no mesh is needed to build the model.
   return nnx.Param(value, out_sharding=axes, eager_sharding=False)
+
+
+def _shard(cfg: DecoderConfig, x: jax.Array, *axes: str | None) -> jax.Array:
+  """Constrains an activation to its logical axes on the current mesh (a no-op without one).
+
+  A dimension the mesh axis does not divide (e.g. 3 heads over tensor=2) is replicated rather than
+  rejected: the parameters' placement already reported it.
+  """
+  rules = sharding.DEFAULT_RULES if cfg.activation_rules is None else cfg.activation_rules
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    return sharding.constrain(x, axes, rules, on_indivisible="replicate")
 
 
 class Norm(nnx.Module):
@@ -146,12 +160,16 @@ class Attention(nnx.Module):
     q = proj(self.q_proj_dnh, self.q_bias_nh, "btd,dnh->btnh")
     k = proj(self.k_proj_dkh, self.k_bias_kh, "btd,dkh->btkh")
     v = proj(self.v_proj_dkh, self.v_bias_kh, "btd,dkh->btkh")
+    q = _shard(cfg, q, "batch", "length", "act_heads", "head_dim")
+    k = _shard(cfg, k, "batch", "length", "act_kv_heads", "head_dim")
+    v = _shard(cfg, v, "batch", "length", "act_kv_heads", "head_dim")
     if cfg.uses_rope:
       inv_freq = rope_inv_freq(cfg)
       q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
     new_kv = None
     if kv is not None:
       new_kv = (kv_cache.write(kv[0], k, index), kv_cache.write(kv[1], v, index))
+      new_kv = tuple(_shard(cfg, c, "batch", "length", "act_kv_heads", "head_dim") for c in new_kv)
       k, v = new_kv[0].astype(ct), new_kv[1].astype(ct)
     b, t = x.shape[:2]
     if cfg.attention == "dot_product":
@@ -203,6 +221,7 @@ class MLP(nnx.Module):
       hidden = _activation(self.cfg.activation, gate) * up
     else:
       hidden = _activation(self.cfg.activation, up)
+    hidden = _shard(self.cfg, hidden, "batch", "length", "act_mlp")
     y = jnp.einsum("btf,fd->btd", hidden, self.down_proj_fd[...].astype(ct))
     return _add_bias(y, self.down_bias_d, ct)
 
@@ -218,12 +237,13 @@ class Block(nnx.Module):
 
   def __call__(self, x, positions, mask, kv=None, index=None):
     """Returns the new residual stream, plus the updated (k, v) buffers when `kv` is given."""
+    cfg = self.attn.cfg
     if kv is None:
       x = x + self.attn(self.attn_norm(x), positions, mask)
-      return x + self.mlp(self.mlp_norm(x))
+      return _shard(cfg, x + self.mlp(self.mlp_norm(x)), "batch", "length", "act_embed")
     y, kv = self.attn(self.attn_norm(x), positions, mask, kv, index)
     x = x + y
-    return x + self.mlp(self.mlp_norm(x)), kv
+    return _shard(cfg, x + self.mlp(self.mlp_norm(x)), "batch", "length", "act_embed"), kv
 
 
 def _block_forward(block: Block, x, positions, mask):
@@ -285,7 +305,7 @@ class Decoder(nnx.Module):
     x = self.embed_vd[...][tokens].astype(ct)
     if self.pos_embed_pd is not None:
       x = x + self.pos_embed_pd[...][positions].astype(ct)
-    return x
+    return _shard(self.cfg, x, "batch", "length", "act_embed")
 
   def hidden_states(self, tokens: jax.Array, attention_mask: jax.Array | None = None,
                     positions: jax.Array | None = None, segment_ids: jax.Array | None = None) -> jax.Array:
@@ -363,10 +383,12 @@ class Decoder(nnx.Module):
     """LM head: hidden [B, T, d] -> float32 logits [B, T, V] (tied head uses embed_vd^T)."""
     ct = self.cfg.compute_dtype
     if self.lm_head_dv is None:
-      return jnp.einsum("btd,vd->btv", hidden, self.embed_vd[...].astype(ct),
-                        preferred_element_type=jnp.float32)
-    return jnp.einsum("btd,dv->btv", hidden, self.lm_head_dv[...].astype(ct),
-                      preferred_element_type=jnp.float32)
+      logits = jnp.einsum("btd,vd->btv", hidden, self.embed_vd[...].astype(ct),
+                          preferred_element_type=jnp.float32)
+    else:
+      logits = jnp.einsum("btd,dv->btv", hidden, self.lm_head_dv[...].astype(ct),
+                          preferred_element_type=jnp.float32)
+    return _shard(self.cfg, logits, "batch", "length", "act_vocab")
 
   def __call__(self, tokens: jax.Array, attention_mask: jax.Array | None = None,
                positions: jax.Array | None = None, segment_ids: jax.Array | None = None) -> jax.Array:
