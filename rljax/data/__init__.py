@@ -1,0 +1,5 @@
+"""Small datasets and data-side utilities shipped as code (no downloads).
+
+`rljax.data.sentiment`: a synthetic movie-review language with a rule-based sentiment reward, an SFT
+corpus of mixed sentiment, review-opening prompts and noisy preference pairs.
+"""

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rljax import schedules
+
+T = 200
+t = np.arange(T)
+
+
+def _values(sched, steps):
+  return np.array([float(sched(s)) for s in steps])
+
+
+def test_linear_decay_boundaries_and_warmup():
+  s = schedules.linear_decay(2.0, 100, end_value=0.2)
+  np.testing.assert_allclose(_values(s, [0, 50, 100, 150]), [2.0, 1.1, 0.2, 0.2], rtol=1e-6)
+  s = schedules.linear_decay(1.0, 100, warmup_steps=10)
+  np.testing.assert_allclose(_values(s, [0, 5, 10, 55, 100, 120]), [0.0, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+  assert np.all(np.diff(_values(s, range(10, 101))) < 0)
+
+
+def test_cosine_boundaries_and_linear_below_cosine_bound():
+  s = schedules.cosine(1.0, 100, warmup_steps=10, end_value=0.1)
+  np.testing.assert_allclose(_values(s, [0, 5, 10, 55, 100, 130]), [0.0, 0.5, 1.0, 0.55, 0.1, 0.1], atol=1e-6)
+  assert np.all(np.diff(_values(schedules.cosine(1.0, 100), range(101))) < 0)
+  # Spec §6 oracle, T = 200, constant G: linear 0.1430 <= cosine 0.1468 at their best scale.
+  G = np.ones(T)
+  lin = schedules.last_iterate_bound(_values(schedules.linear_decay(1.0, T), t), G, best_scale=True)
+  cos = schedules.last_iterate_bound(_values(schedules.cosine(1.0, T), t), G, best_scale=True)
+  np.testing.assert_allclose([lin, cos], [0.1430, 0.1468], atol=6e-5)
+
+
+def test_rex_closed_form_and_shape():
+  s = schedules.rex(3.0, 120, end_value=0.3)
+  for step in [0, 17, 40, 60, 90, 119, 120]:
+    z = 1 - step / 120
+    np.testing.assert_allclose(float(s(step)), 0.3 + 2.7 * 2 * z / (1 + z), rtol=1e-6)
+  np.testing.assert_allclose(float(s(60)), 0.3 + 2.7 * 2 / 3, rtol=1e-6)
+  np.testing.assert_allclose(float(s(500)), 0.3, rtol=1e-6)
+  v = _values(schedules.rex(1.0, 100), range(101))
+  assert np.all(np.diff(v) < 0) and np.all(np.diff(v, 2) < 0)  # strictly decreasing and concave
+  lin = _values(schedules.linear_decay(1.0, 100), range(101))
+  assert np.all(v[1:-1] > lin[1:-1]) and v[0] == lin[0] and v[-1] == lin[-1]
+  np.testing.assert_allclose(_values(schedules.rex(1.0, 100, a=0.0), range(101)), lin, atol=1e-6)
+  np.testing.assert_allclose(float(schedules.rex(1.0, 100, a=0.9)(50)), 0.5 / 0.55, rtol=1e-6)
+
+
+def test_rex_warmup_and_sampling():
+  s = schedules.rex(1.0, 110, warmup_steps=10)
+  np.testing.assert_allclose(_values(s, [0, 5, 10, 60, 110]), [0.0, 0.5, 1.0, 2 / 3, 0.0], atol=1e-6)
+  dense = schedules.rex(1.0, 100)
+  coarse = schedules.rex(1.0, 100, num_samples=4)
+  v = _values(coarse, range(100))
+  assert len(np.unique(v)) == 4
+  np.testing.assert_allclose(_values(coarse, [0, 25, 50, 75]), _values(dense, [0, 25, 50, 75]), rtol=1e-6)
+
+
+def test_refined_constant_norms_is_linear_decay():
+  G = np.full(T, 3.7)
+  np.testing.assert_allclose(schedules.refined_profile(G), 1 - t / T, atol=1e-12)
+  np.testing.assert_allclose(schedules.refined_profile(G, drop_final_zero=False), (T - 1 - t) / (T - 1), atol=1e-12)
+  np.testing.assert_allclose(schedules.refined_profile(G, norm="l1"), 1 - t / T, atol=1e-12)
+  np.testing.assert_allclose(schedules.median_smooth(G), G)
+  s = schedules.refined_schedule(0.5, G)
+  np.testing.assert_allclose(_values(s, [-3, 0, 100, T - 1, T + 50]), 0.5 * np.array([1, 1, 0.5, 1 / T, 1 / T]),
+                             rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,G,ref", [
+    ("U", 1 + 4 * (t / T - 0.5) ** 2, (0.178, 0.196)),  # spec §6 numbers
+    ("increasing", np.linspace(1, 2, T), None),
+    ("decreasing", np.linspace(2, 1, T), None),
+])
+def test_refined_beats_linear_under_bound(name, G, ref):
+  refined = schedules.refined_profile(G, smooth=0.0)
+  b_ref = schedules.last_iterate_bound(refined, G, best_scale=True)
+  b_lin = schedules.last_iterate_bound(1 - t / T, G, best_scale=True)
+  assert b_ref < b_lin, (name, b_ref, b_lin)
+  if ref is not None:
+    np.testing.assert_allclose([b_ref, b_lin], ref, atol=6e-4)
+  np.testing.assert_allclose(schedules.refined_profile(5 * G, smooth=0.0), refined, rtol=1e-12)
+
+
+def test_refined_warmup_emerges_from_large_early_norms():
+  G = 1 + 9 * np.exp(-t / 20)
+  p = schedules.refined_profile(G)
+  assert p[0] < 0.5 and 0 < np.argmax(p) < T // 2 and p.max() == 1.0
+
+
+def test_schedules_jit_with_traced_step():
+  for s in [schedules.linear_decay(1.0, 50, warmup_steps=5), schedules.cosine(1.0, 50, warmup_steps=5),
+            schedules.rex(1.0, 50, warmup_steps=5), schedules.refined_schedule(1.0, np.linspace(2, 1, 50))]:
+    steps = jnp.arange(-2, 60)
+    np.testing.assert_allclose(jax.jit(jax.vmap(s))(steps), _values(s, list(range(-2, 60))), rtol=1e-6, atol=1e-7)
+
+
+def test_usable_in_adamw():
+  target = jnp.array([1.0, -2.0])
+  for sched in [schedules.rex(0.1, 5, warmup_steps=1), schedules.refined_schedule(0.1, np.ones(5))]:
+    opt = optax.adamw(learning_rate=sched, weight_decay=0.0)
+    params = jnp.zeros(2)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+      grads = jax.grad(lambda p: jnp.sum((p - target) ** 2))(params)
+      updates, state = opt.update(grads, state, params)
+      return optax.apply_updates(params, updates), state
+
+    for _ in range(5):
+      params, state = step(params, state)
+    assert float(jnp.sum((params - target) ** 2)) < 5.0 and np.all(np.isfinite(params))
+    assert not np.allclose(params, 0.0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: schedules.linear_decay(0.0, 10),
+    lambda: schedules.linear_decay(1.0, 0),
+    lambda: schedules.cosine(1.0, 10, warmup_steps=10),
+    lambda: schedules.cosine(1.0, 10, end_value=2.0),
+    lambda: schedules.rex(1.0, 10, a=1.0),
+    lambda: schedules.rex(1.0, 10, num_samples=0),
+    lambda: schedules.rex(1.0, 10.5),
+    lambda: schedules.refined_profile(np.ones(10), norm="l3"),
+    lambda: schedules.refined_profile(np.array([1.0, 0.0, 1.0])),
+    lambda: schedules.refined_schedule(1.0, np.ones((2, 3))),
+    lambda: schedules.median_smooth(np.ones(10), 1.5),
+    lambda: schedules.last_iterate_bound(np.ones(4), np.ones(5)),
+])
+def test_bad_arguments_raise(call):
+  with pytest.raises(ValueError):
+    call()
