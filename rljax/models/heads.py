@@ -260,3 +260,15 @@ class RewardHead(ValueHead):
       index = last_token_index(attention_mask)
     last = jnp.take_along_axis(hidden, index[:, None, None], axis=1)[:, 0]  # [B, D]
     return self.proj(last.astype(jnp.float32))[..., 0]
+
+
+class RewardModel(nnx.Module):
+  """A decoder backbone with a `RewardHead`: `model(tokens, attention_mask) -> f32[B]`, the scalar
+  reward of each sequence read at its last real token (Bradley–Terry reward models, POLAR)."""
+
+  def __init__(self, backbone: nnx.Module, *, rngs: nnx.Rngs):
+    self.backbone = backbone
+    self.head = RewardHead(backbone.cfg.d_model, rngs=rngs)
+
+  def __call__(self, tokens: jax.Array, attention_mask: jax.Array | None = None) -> jax.Array:
+    return self.head(self.backbone.hidden_states(tokens, attention_mask=attention_mask), attention_mask)

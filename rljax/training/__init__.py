@@ -1,0 +1,18 @@
+"""Training: the train state and jit-compiled step, objectives over the loss kernels, the host loop,
+checkpoints and metrics.
+
+    graphdef, state = init_train_state(model, make_optimizer(lr), rng=key)
+    step = make_train_step(graphdef, objectives.preference_loss("rdpo", beta=0.1, epsilon=0.3), optimizer)
+    state = train(state, step, batch_fn, num_steps=..., writer=MetricsWriter(dir), checkpointer=Checkpointer(dir))
+"""
+
+from rljax.training import objectives
+from rljax.training.checkpoint import Checkpointer, PreemptionGuard
+from rljax.training.loop import train
+from rljax.training.metrics import MetricsWriter, read_metrics
+from rljax.training.step import TrainState, init_train_state, make_optimizer, make_train_step
+
+__all__ = [
+    "Checkpointer", "MetricsWriter", "PreemptionGuard", "TrainState", "init_train_state", "make_optimizer",
+    "make_train_step", "objectives", "read_metrics", "train",
+]
