@@ -55,7 +55,8 @@ class ActorCritic(nnx.Module):
   def __init__(self, policy: nnx.Module, *, rngs: nnx.Rngs, critic_backbone: nnx.Module | None = None):
     self.policy = policy
     self.critic = critic_backbone
-    self.value_head = models.ValueHead((policy if critic_backbone is None else critic_backbone).cfg.d_model, rngs=rngs)
+    backbone = policy if critic_backbone is None else critic_backbone
+    self.value_head = models.ValueHead(backbone.cfg.d_model, rngs=rngs)
 
 
 class OnlineRL(NamedTuple):
@@ -150,6 +151,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Arr
       presets), as returned by `init_online_state`.
     reward_fn: `reward_fn(tokens i32[B, P+N], response_mask bool[B, P+N]) -> f[B]`, the scalar reward
       of each prompt ⊕ response; `response_mask` is 1 on the response tokens only (EOS included).
+      Traced inside the jit-compiled `collect` (e.g. `rljax.data.sentiment.sentiment_reward`).
     max_new_tokens, eos_token_id, pad_token_id, temperature: sampling (`rljax.sampling.generate`).
       `old_logp` is the raw policy (temperature 1) whatever `temperature`.
     group_size: responses per prompt n (overrides the preset's `group_size`; None keeps it).
@@ -178,7 +180,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Arr
   needed = set(inputs["advantage"]) | set(inputs["loss"])
   missing = sorted(needed & set(_UNSUPPORTED_INPUTS))
   if missing:
-    raise ValueError(f"`cfg_name_or_config`: preset {cfg.name!r} needs batch keys {missing}, which online "
+    raise ValueError(f"`cfg_name_or_config`: preset {cfg.get('name')!r} needs batch keys {missing}, which online "
                      "sampling does not produce.")
   advantage_fn, preset_loss = algorithms.resolve(cfg)
   critic = bool(cfg.critic.enabled)

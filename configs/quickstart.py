@@ -1,0 +1,33 @@
+"""The main job: SFT a tiny Llama on the embedded review task, then DPO / cDPO / rDPO on 30%-flipped labels.
+
+    python -m rljax.run --config configs/quickstart.py --workdir results/quickstart
+    python -m rljax.run --config configs/quickstart.py:smoke --workdir /tmp/qs --config.dpo.steps=20
+"""
+
+import ml_collections
+
+
+def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.experiment = "experiments.quickstart"
+  c.seed = 0
+  c.out_dir = "results/quickstart"
+  c.model = ml_collections.ConfigDict(dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=192,
+                                           max_positions=64))
+  c.sft = ml_collections.ConfigDict(dict(n_examples=8192, batch=64, steps=500, lr=3e-3, max_len=32))
+  c.pairs = ml_collections.ConfigDict(dict(n_prompts=2048, max_new_tokens=28, temperature=1.0, flip_rate=0.3))
+  c.dpo = ml_collections.ConfigDict(dict(losses=("dpo", "cdpo", "rdpo"), beta=0.1, epsilon=0.3, steps=150,
+                                         batch=64, lr=1e-3))
+  c.eval = ml_collections.ConfigDict(dict(n_prompts=1024))
+  c.log_every = 25
+  c.ckpt_every = 100
+  if preset == "smoke":
+    c.out_dir = "results/quickstart_smoke"
+    c.sft.update(n_examples=512, steps=30, batch=32)
+    c.pairs.update(n_prompts=128, max_new_tokens=16)
+    c.dpo.update(steps=10, batch=32)
+    c.eval.n_prompts = 64
+    c.log_every = 5
+  elif preset != "cpu":
+    raise ValueError(f"unknown preset {preset!r}; use cpu or smoke")
+  return c

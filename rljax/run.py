@@ -1,0 +1,56 @@
+"""Command line for every experiment: an ml_collections config file, a work directory, overrides.
+
+    python -m rljax.run --config configs/<name>.py[:preset] --workdir DIR [--config.<field>=<value> ...]
+
+The config's `experiment` field names the module to run (default `experiments.<name>`); its
+`main(config)` is called with `config.out_dir` set to DIR. Overrides are parsed and type-checked by
+`ml_collections.config_flags` before any computation: an unknown field or a value of the wrong type
+is an error. When the standard multi-process environment variables are set, `jax.distributed` is
+initialised first (see `rljax.training.distributed`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file, `path[:preset]`",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "directory for metrics, checkpoints and plots")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def experiment_module(config, config_path: str) -> str:
+  if "experiment" in config:
+    return config.experiment
+  return "experiments." + os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from absl import logging
+
+  from rljax.training import distributed
+
+  logging.set_verbosity(logging.WARNING)  # orbax reports every save at INFO
+  distributed.maybe_initialize()
+  config = _CONFIG.value
+  if "out_dir" not in config:
+    raise app.UsageError("the config has no `out_dir` field for --workdir to set.")
+  with config.unlocked():
+    config.out_dir = _WORKDIR.value
+  # Experiment modules live in the repository's `experiments/` package, beside `configs/`.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(flags.FLAGS["config"].config_filename)))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  module = importlib.import_module(experiment_module(config, flags.FLAGS["config"].config_filename))
+  module.main(config)
+
+
+if __name__ == "__main__":
+  app.run(main)
