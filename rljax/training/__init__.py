@@ -6,7 +6,7 @@ checkpoints and metrics.
     state = train(state, step, batch_fn, num_steps=..., writer=MetricsWriter(dir), checkpointer=Checkpointer(dir))
 """
 
-from rljax.training import objectives
+from rljax.training import objectives, online
 from rljax.training.checkpoint import Checkpointer, PreemptionGuard
 from rljax.training.loop import train
 from rljax.training.metrics import MetricsWriter, read_metrics
@@ -14,5 +14,5 @@ from rljax.training.step import TrainState, init_train_state, make_optimizer, ma
 
 __all__ = [
     "Checkpointer", "MetricsWriter", "PreemptionGuard", "TrainState", "init_train_state", "make_optimizer",
-    "make_train_step", "objectives", "read_metrics", "train",
+    "make_train_step", "objectives", "online", "read_metrics", "train",
 ]

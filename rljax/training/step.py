@@ -69,10 +69,13 @@ def make_optimizer(learning_rate, *, name: str = "adamw", clip_norm: float | Non
 
 def init_train_state(model: nnx.Module, optimizer: optax.GradientTransformation, *, rng: jax.Array,
                      extra: dict | None = None) -> tuple[Any, TrainState]:
-  """Splits `model` and returns (graphdef, TrainState at step 0). Parameters keep their placement
+  """Splits `model` and returns (graphdef, TrainState at step 0) holding a copy of its parameters
+  (the model itself is left untouched by training). Parameters keep their placement
   (shard the model first with `rljax.sharding.shard_model`); the optimizer state is created under
   jit so it inherits the parameters' shardings."""
   graphdef, params = nnx.split(model, nnx.Param)
+  # The step donates the state; a copy keeps `model` (and anything sharing its arrays) usable.
+  params = jax.tree.map(jnp.copy, params)
   if not isinstance(optimizer, optax.GradientTransformation):
     raise ValueError(f"`optimizer` must be an optax.GradientTransformation, got {type(optimizer).__name__}.")
   opt_state = jax.jit(optimizer.init)(params)
