@@ -1,0 +1,1 @@
+"""Bandit algorithms (contextual, linear, dynamical, structured), one module per paper."""

@@ -1,0 +1,1 @@
+"""Continuous-time policy evaluation, one module per paper."""

@@ -1,0 +1,1 @@
+"""Expert-advice and sequential-prediction algorithms, one module per paper."""

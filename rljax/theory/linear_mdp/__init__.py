@@ -1,0 +1,1 @@
+"""Linear and linear-mixture MDP algorithms, one module per paper."""

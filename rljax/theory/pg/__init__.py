@@ -1,0 +1,1 @@
+"""Policy-gradient theory: estimators and variance-reduced methods, one module per paper."""

@@ -1,0 +1,1 @@
+"""Statistical learning theory checks, one module per paper."""

@@ -1,0 +1,1 @@
+"""Tabular, average-reward and latent MDP algorithms, one module per paper."""
