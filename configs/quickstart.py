@@ -19,7 +19,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.dpo = ml_collections.ConfigDict(dict(losses=("dpo", "cdpo", "rdpo"), beta=0.1, epsilon=0.3, steps=150,
                                          batch=64, lr=1e-3))
   c.eval = ml_collections.ConfigDict(dict(n_prompts=1024))
-  c.log_every = 25
+  c.log_every = 10
   c.ckpt_every = 100
   if preset == "smoke":
     c.out_dir = "results/quickstart_smoke"
