@@ -1,7 +1,7 @@
 """The train step, loop, checkpoints and objectives: exact accumulation, the non-finite guard,
 bit-exact resume after SIGTERM, fallback from a corrupt checkpoint."""
 
-import json
+import dataclasses
 import os
 import subprocess
 import sys
@@ -101,6 +101,35 @@ def test_preference_loss_reference_precomputed_equals_on_the_fly():
   pc, pr = T.objectives.pair_logps(policy, batch)
   c, _ = losses.rdpo_loss(pc, pr, ref_c, ref_r, beta=0.1, epsilon=0.2)
   np.testing.assert_allclose([a, b], [c, c], rtol=1e-6)
+
+
+def test_listwise_loss_with_two_items_equals_dpo():
+  policy, ref = _model(0), _model(1)
+  rng = np.random.default_rng(3)
+  tokens = jnp.asarray(rng.integers(1, 29, (3, 2, 6)), jnp.int32)
+  loss_mask = jnp.broadcast_to(jnp.arange(6) >= 2, (3, 2, 6))
+  batch = {"tokens": tokens, "mask": jnp.ones((3, 2, 6), bool), "loss_mask": loss_mask,
+           "labels": jnp.array([[1.0, 0.0]] * 3)}
+  pairs = {"chosen_tokens": tokens[:, 0], "rejected_tokens": tokens[:, 1], "chosen_mask": batch["mask"][:, 0],
+           "rejected_mask": batch["mask"][:, 1], "chosen_loss_mask": loss_mask[:, 0],
+           "rejected_loss_mask": loss_mask[:, 1]}
+  extra = {"ref_params": nnx.state(ref, nnx.Param)}
+  listwise = T.objectives.listwise_loss("lipo", ref_graphdef=nnx.graphdef(ref), beta=0.3, objective="pair_logistic")
+  pairwise = T.objectives.preference_loss("dpo", ref_graphdef=nnx.graphdef(ref), beta=0.3)
+  np.testing.assert_allclose(listwise(policy, batch, None, extra)[0], pairwise(policy, pairs, None, extra)[0],
+                             rtol=1e-6)
+
+
+def test_bf16_compute_keeps_float32_master_weights():
+  cfg = dataclasses.replace(_model().cfg, compute_dtype=jnp.bfloat16)
+  opt = T.make_optimizer(1e-2)
+  graphdef, state = T.init_train_state(Decoder(cfg, rngs=nnx.Rngs(0)), opt, rng=jax.random.PRNGKey(0))
+  step = T.make_train_step(graphdef, T.objectives.sft_loss(), opt)
+  for _ in range(3):
+    state, metrics = step(state, _sft_batch())
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
+  assert metrics["loss"].dtype == jnp.float32 and np.isfinite(float(metrics["loss"]))
+  assert int(state.skipped) == 0
 
 
 def test_average_params_and_reward_model_step():

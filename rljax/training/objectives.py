@@ -73,6 +73,28 @@ def preference_loss(name: str, *, ref_graphdef=None, **loss_kwargs):
   return loss_fn
 
 
+def listwise_loss(name: str = "lipo", *, ref_graphdef=None, **loss_kwargs):
+  """A listwise loss (LiPO) over K responses per prompt: batch `tokens`, `mask`, `loss_mask` of shape
+  [B, K, T], `labels` f[B, K], optional `list_mask` bool[B, K], and `ref_logps` f[B, K] unless
+  `ref_graphdef` is given (then from `extra["ref_params"]`). The B·K sequences run as one forward."""
+  kernel = losses.registry.get(name)
+
+  def list_logps(model, batch):
+    b, k, t = batch["tokens"].shape
+    flat = lambda x: x.reshape(b * k, t)
+    return sequence_logps(model, flat(batch["tokens"]), flat(batch["mask"]), flat(batch["loss_mask"])).reshape(b, k)
+
+  def loss_fn(model, batch, rng, extra):
+    del rng
+    if ref_graphdef is None:
+      ref = batch["ref_logps"]
+    else:
+      ref = list_logps(nnx.merge(ref_graphdef, jax.lax.stop_gradient(extra["ref_params"])), batch)
+    return kernel(list_logps(model, batch), ref, batch["labels"], batch.get("list_mask"), **loss_kwargs)
+
+  return loss_fn
+
+
 def average_params(params_list, weights=None):
   """Weighted average Σ_i w_i θ_i of parameter pytrees (uniform by default): SALSA's model soup."""
   n = len(params_list)
