@@ -4,8 +4,20 @@
 the same pytest-xdist worker are unaffected.
 """
 
-import jax
-import pytest
+import os
+import tempfile
+
+# One persistent XLA compilation cache for the session, its subprocesses and notebook kernels: the
+# notebook tests and the multi-process tests compile the same programs as the in-process tests.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "rljax-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                  float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
 @pytest.fixture
