@@ -17,3 +17,29 @@ def launch(main: Callable, config_file: str, presets: str) -> None:
       "config", os.path.join(CONFIG_DIR, config_file), f"experiment config; `path:preset` picks {presets}"
   )
   app.run(lambda argv: main(flag.value))
+
+
+def prepare(cfg) -> None:
+  """Creates `cfg.out_dir` and turns on float64 when the config asks for it (`cfg.x64`)."""
+  if cfg.get("x64", False):
+    import jax
+    jax.config.update("jax_enable_x64", True)
+  os.makedirs(cfg.out_dir, exist_ok=True)
+
+
+def finish_figure(fig, path: str | None):
+  """Saves `fig` to `path` and closes it (scripts); with no path, returns it open (notebooks)."""
+  if path is not None:
+    import matplotlib.pyplot as plt
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+  return fig
+
+
+def report(out_dir: str, table: str, *, table_file: str, figure_file: str, plot_fn: Callable[[str], object]) -> None:
+  """Prints `table`, writes it to out_dir/table_file and the figure `plot_fn(path)` to out_dir/figure_file."""
+  print(table)
+  with open(os.path.join(out_dir, table_file), "w") as f:
+    f.write(table + "\n")
+  plot_fn(os.path.join(out_dir, figure_file))
+  print(f"wrote {out_dir}/{figure_file}, {table_file}")

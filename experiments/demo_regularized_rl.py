@@ -24,6 +24,7 @@ import numpy as np
 from rljax.theory import tabular_mdp as tm
 from rljax.theory.kernels import vi
 from rljax.theory.kernels.slopes import fit_slope
+from experiments import cli
 
 
 def demo_sizes(cfg) -> np.ndarray:
@@ -161,28 +162,18 @@ def plot(results: dict[str, Any], path: str | None = None):
   ax.legend(fontsize=8)
   fig.suptitle("Demonstration-regularised RL on random tabular MDPs (median over seeds)")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"demo-regularised RL: S={cfg.n_states} A={cfg.n_actions} H={cfg.horizon} seeds={cfg.seeds} "
         f"T={cfg.episodes} N^E=2^{cfg.log2_demos_min}..2^{cfg.log2_demos_max} ε={cfg.eps_frac}·V*")
   results = run(cfg)
   table = format_table(results)
-  print(table)
-  with open(os.path.join(cfg.out_dir, "trends.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "demo_regularized_rl.png"))
-  print(f"wrote {cfg.out_dir}/demo_regularized_rl.png, trends.md")
+  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="demo_regularized_rl.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "demo_regularized_rl.py", "cpu (default), full or smoke")

@@ -24,6 +24,7 @@ import numpy as np
 
 from rljax.theory import did
 from rljax.theory.kernels.divergences import categorical_kl
+from experiments import cli
 
 
 def make_problem(key, temperature, cfg):
@@ -135,27 +136,19 @@ def plot(results: dict[str, Any], path: str | None = None):
   axes[0, -1].legend(fontsize=7)
   fig.suptitle("Tabular DPO (β=1): median over seeds, IQR shaded; dashed = closed-form population optimum")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
   jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"DID: |Y|={cfg.n_responses} n={cfg.n_pairs} T={tuple(cfg.temperatures)} designs={tuple(cfg.designs)} "
         f"seeds={cfg.seeds} steps={cfg.steps}")
   results = run(cfg)
   table = format_table(trend_rows(results))
-  print(table)
-  with open(os.path.join(cfg.out_dir, "did.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "did.png"))
-  print(f"wrote {cfg.out_dir}/did.png, did.md")
+  cli.report(cfg.out_dir, table, table_file="did.md", figure_file="did.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "did.py", "cpu (default), full or smoke")

@@ -21,6 +21,7 @@ import optax
 
 from rljax import losses
 from rljax.theory import bandit_pg as bp
+from experiments import cli
 
 
 def run(cfg) -> dict[str, Any]:
@@ -104,26 +105,18 @@ def plot(results: dict[str, Any], path: str | None = None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"entropy mechanism: P={cfg.n_prompts} K={cfg.n_answers} d={cfg.dim} n={cfg.group_size} "
         f"steps={cfg.steps} seeds={cfg.seeds} arms={list(cfg.arm_names)}")
   results = run(cfg)
   table = format_table(summary_rows(results, cfg.fit_fraction))
-  print(table)
-  with open(os.path.join(cfg.out_dir, "summary.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "entropy_mechanism.png"))
-  print(f"wrote {cfg.out_dir}/entropy_mechanism.png, summary.md")
+  cli.report(cfg.out_dir, table, table_file="summary.md", figure_file="entropy_mechanism.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "entropy_mechanism.py", "cpu (default) or smoke")

@@ -22,6 +22,7 @@ import numpy as np
 from experiments.nash_rates import make_games, oracle, per_query_slope
 from rljax.theory import nash
 from rljax.theory.kernels.slopes import fit_slope
+from experiments import cli
 
 
 @functools.partial(jax.jit, static_argnames=("T", "n_pairs"))
@@ -105,27 +106,17 @@ def plot(res, path: str | None = None):
   axes[0, 0].set_ylabel("KL(π*_τ‖π_t)")
   axes[0, 0].legend(fontsize=8)
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   res = run(cfg)
   table = format_table(trend_rows(res), res["n_pairs"])
   print(f"oracle: max residual {res['oracle_residual'].max():.1e}")
-  print(table)
-  with open(os.path.join(cfg.out_dir, "inpo.md"), "w") as f:
-    f.write(table + "\n")
-  plot(res, os.path.join(cfg.out_dir, "inpo.png"))
-  print(f"wrote {cfg.out_dir}/inpo.png and inpo.md")
+  cli.report(cfg.out_dir, table, table_file="inpo.md", figure_file="inpo.png",
+             plot_fn=lambda path: plot(res, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "inpo.py", "cpu (default), full or smoke")

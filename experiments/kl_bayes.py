@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.theory import kl_bayes as kb
+from experiments import cli
 
 METRICS = ("entropy", "reward", "objective", "kl_reverse", "kl_forward")
 
@@ -125,27 +126,19 @@ def plot(results: dict[str, Any], path: str | None = None):
   axes[1, 0].legend(fontsize=8)
   fig.suptitle("Enumerable Markov LM: median over seeds, IQR shaded")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
   jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"KL-Bayes: V={cfg.vocab} L={cfg.length} β={cfg.beta} methods={tuple(cfg.methods)} "
         f"batches={tuple(cfg.batches)} seeds={cfg.seeds} steps={cfg.steps}")
   results = run(cfg)
   table = format_table(trend_rows(results))
-  print(table)
-  with open(os.path.join(cfg.out_dir, "kl_bayes.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "kl_bayes.png"))
-  print(f"wrote {cfg.out_dir}/kl_bayes.png, kl_bayes.md")
+  cli.report(cfg.out_dir, table, table_file="kl_bayes.md", figure_file="kl_bayes.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "kl_bayes.py", "cpu (default), full or smoke")

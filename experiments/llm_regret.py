@@ -22,6 +22,7 @@ import numpy as np
 
 from rljax.theory import online as ol
 from rljax.theory.kernels.slopes import fit_slope
+from experiments import cli
 
 ALGOS = ("hedge", "ftpl", "ftl")
 
@@ -209,28 +210,18 @@ def plot(results: dict[str, Any], path: str | None = None):
     ax.legend(fontsize=8)
   fig.suptitle("Hedge/FTPL are no-regret (slope 1/2), FTL is not (slope 1); the regret-loss LSA learns FTRL")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"LLM regret baselines: K={cfg.n_actions} seeds={cfg.seeds} T=10..10^{cfg.log10_t_max} "
         f"LSA K={tuple(cfg.lsa_n_actions)} restarts={cfg.lsa_seeds} on {jax.devices()[0].platform}")
   results = run(cfg)
   table = format_table(slope_rows(results), lsa_rows(results), results["T"])
-  print(table)
-  with open(os.path.join(cfg.out_dir, "slopes.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "llm_regret.png"))
-  print(f"wrote {cfg.out_dir}/llm_regret.png, slopes.md")
+  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="llm_regret.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "llm_regret.py", "cpu (default), full or smoke")

@@ -22,6 +22,7 @@ import numpy as np
 from rljax.games import cfr, kuhn, lspo
 from rljax.games import cheap_talk as ct
 from rljax.theory.kernels.slopes import fit_slope
+from experiments import cli
 
 
 def lspo_config(cfg) -> lspo.LSPOConfig:
@@ -163,29 +164,19 @@ def plot(results: dict[str, Any], path: str | None = None):
   a1.legend(fontsize=8)
   a1.grid(True, alpha=0.3)
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"LSPO: Kuhn CFR+ T={cfg.kuhn_iters}; cheap talk U={cfg.n_utterances} seeds={cfg.seeds} "
         f"iterations={cfg.lspo_iters} on {jax.devices()[0].platform}")
   results = run(cfg)
   table = format_table(slope_rows(results), trend_rows(results), results)
-  print(table)
   write_csv(results, os.path.join(cfg.out_dir, "payoffs.csv"))
-  with open(os.path.join(cfg.out_dir, "table.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "lspo.png"))
-  print(f"wrote {cfg.out_dir}/lspo.png, payoffs.csv, table.md")
+  cli.report(cfg.out_dir, table, table_file="table.md", figure_file="lspo.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "lspo.py", "cpu (default), full or smoke")

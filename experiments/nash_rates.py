@@ -29,6 +29,7 @@ import numpy as np
 from rljax.theory import nash
 from rljax.theory.kernels import preference_games as pg
 from rljax.theory.kernels.slopes import fit_slope
+from experiments import cli
 
 FLOOR_FRACTION = 4  # R7 floor: mean KL over the last 1/4 of the iterations
 TINY = 1e-12  # below this the KL is round-off and is left out of the linear-rate fits
@@ -281,27 +282,17 @@ def plot(res, path: str | None = None):
     a.grid(True, which="both", alpha=0.3)
   fig.suptitle("Nash-MD / Nash-MP on random intransitive games: median over games, IQR shaded")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   res = run(cfg)
   print(f"oracle: max residual {res['oracle_residual'].max():.1e}, max exploitability {res['oracle_exploit'].max():.1e}")
   table = format_table(trend_rows(res))
-  print(table)
-  with open(os.path.join(cfg.out_dir, "nash_rates.md"), "w") as f:
-    f.write(table + "\n")
-  plot(res, os.path.join(cfg.out_dir, "nash_rates.png"))
-  print(f"wrote {cfg.out_dir}/nash_rates.png and nash_rates.md")
+  cli.report(cfg.out_dir, table, table_file="nash_rates.md", figure_file="nash_rates.png",
+             plot_fn=lambda path: plot(res, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "nash_rates.py", "cpu (default), full or smoke")

@@ -22,6 +22,7 @@ import numpy as np
 
 from rljax.theory import linear_pref as lp
 from rljax.theory.kernels.slopes import fit_slope
+from experiments import cli
 
 PROBLEMS = ("bandit", "mdp")
 
@@ -136,28 +137,18 @@ def plot(results: dict[str, dict[str, Any]], path: str | None = None):
     axes[r, 0].legend(fontsize=8)
   fig.suptitle("PR-LSVI: median over seeds, IQR shaded")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"PR-LSVI: seeds={cfg.seeds} eps={tuple(cfg.epsilons)} baseline={cfg.baseline} "
         f"T=({cfg.bandit.rounds}, {cfg.mdp.rounds}) on {jax.devices()[0].platform}")
   results = run(cfg)
   table = format_table(slope_rows(results))
-  print(table)
-  with open(os.path.join(cfg.out_dir, "pr_lsvi.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "pr_lsvi.png"))
-  print(f"wrote {cfg.out_dir}/pr_lsvi.png, pr_lsvi.md")
+  cli.report(cfg.out_dir, table, table_file="pr_lsvi.md", figure_file="pr_lsvi.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "pr_lsvi.py", "cpu (default), full or smoke")

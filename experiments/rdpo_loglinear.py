@@ -21,6 +21,7 @@ import numpy as np
 from rljax import losses
 from rljax.theory import loglinear_bandit as lb
 from rljax.theory.kernels.slopes import seed_slope
+from experiments import cli
 
 METRICS = ("error", "subopt", "kl_gap")
 
@@ -176,31 +177,21 @@ def plot(results: dict[str, Any], path: str | None = None):
   axes[0, -1].legend(fontsize=8)
   fig.suptitle("Log-linear bandit with flipped labels: median over seeds, IQR shaded")
   fig.tight_layout()
-  if path is not None:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-  return fig
+  return cli.finish_figure(fig, path)
 
 
 def main(cfg) -> None:
-  if cfg.x64:
-    jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
+  cli.prepare(cfg)
   print(f"rDPO log-linear bandit: d={cfg.dim} K={cfg.n_actions} seeds={cfg.seeds} "
         f"n=2^{cfg.log2_n_min}..2^{cfg.log2_n_max} eps={tuple(cfg.epsilons)} on {jax.devices()[0].platform}")
   results = run(cfg)
   rows = slope_rows(results)
   table = format_table(rows, results["n"])
-  print(table)
   write_csv(results, os.path.join(cfg.out_dir, "fits.csv"))
-  with open(os.path.join(cfg.out_dir, "slopes.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "rdpo_loglinear.png"))
   print(f"max final gradient norm over all fits: {results['grad_norm'].max():.2e}")
-  print(f"wrote {cfg.out_dir}/rdpo_loglinear.png, fits.csv, slopes.md")
+  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="rdpo_loglinear.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
-  from experiments import cli
-
   cli.launch(main, "rdpo_loglinear.py", "cpu (default), full or smoke")
