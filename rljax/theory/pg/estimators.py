@@ -140,3 +140,23 @@ def iterate(step_fn: Callable, state0, key, n_iters: int) -> jax.Array:
 
   _, thetas = jax.lax.scan(body, state0, jax.random.split(key, n_iters))
   return jnp.concatenate([state0.theta[None], thetas])
+
+
+class MomentumState(NamedTuple):
+  """State of a momentum policy-gradient method: θ_t, θ_{t−1}, the direction d_t and the 1-based t."""
+
+  theta: jax.Array
+  theta_prev: jax.Array
+  d: jax.Array
+  t: jax.Array
+
+
+def init_momentum(key, cfg, problem: PGProblem, theta0) -> MomentumState:
+  """θ_1 = θ_0, d_0 = g(τ_0, θ_0) with τ_0 ~ π_{θ_0} (one trajectory); ValueError on a bad schedule.
+
+  The start shared by N-PG-IGT and (N)-HARPG.
+  """
+  check_schedule(cfg)
+  theta0 = jnp.asarray(theta0, jnp.result_type(float))
+  d0 = gpomdp(problem.sample(key, theta0), problem.logp, theta0)
+  return MomentumState(theta0, theta0, d0, jnp.ones((), jnp.int32))

@@ -27,25 +27,10 @@ class HARPGConfig(NamedTuple):
   theta_bounds: tuple[float, float] | None = None  # box projection of θ (keeps non-normalized steps stable)
 
 
-class HARPGState(NamedTuple):
-  theta: jax.Array
-  theta_prev: jax.Array
-  d: jax.Array
-  t: jax.Array
-
-
-def check_config(cfg) -> None:
-  """ValueError on a bad schedule (the config may be traced: it is a pytree, so one compile serves
-  every schedule)."""
-  est.check_schedule(cfg)
-
-
-def init(key, cfg: HARPGConfig, problem: est.PGProblem, theta0) -> HARPGState:
-  """θ_1 = θ_0, d_0 = g(τ_0, θ_0) with τ_0 ~ π_{θ_0} (one trajectory)."""
-  check_config(cfg)
-  theta0 = jnp.asarray(theta0, jnp.result_type(float))
-  d0 = gpomdp(problem.sample(key, theta0), problem.logp, theta0)
-  return HARPGState(theta0, theta0, d0, jnp.ones((), jnp.int32))
+HARPGState = est.MomentumState
+# ValueError on a bad schedule (the config may be traced: one compile serves every schedule).
+check_config = est.check_schedule
+init = est.init_momentum  # θ_1 = θ_0, d_0 = g(τ_0, θ_0)
 
 
 def step(state: HARPGState, key, cfg: HARPGConfig, problem: est.PGProblem) -> HARPGState:

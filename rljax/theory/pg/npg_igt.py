@@ -31,25 +31,10 @@ class IGTConfig(NamedTuple):
 VANILLA_PG = IGTConfig(gamma0=0.1, step_power=0.5, eta_power=0.0, normalized=False)
 
 
-class IGTState(NamedTuple):
-  theta: jax.Array
-  theta_prev: jax.Array
-  d: jax.Array
-  t: jax.Array
-
-
-def check_config(cfg) -> None:
-  """ValueError on a bad schedule (the config may be traced: it is a pytree, so one compile serves
-  every schedule)."""
-  est.check_schedule(cfg)
-
-
-def init(key, cfg: IGTConfig, problem: est.PGProblem, theta0) -> IGTState:
-  """θ_1 = θ_0, d_0 = g(τ_0, θ_0) with τ_0 ~ π_{θ_0} (one trajectory)."""
-  check_config(cfg)
-  theta0 = jnp.asarray(theta0, jnp.result_type(float))
-  d0 = gpomdp(problem.sample(key, theta0), problem.logp, theta0)
-  return IGTState(theta0, theta0, d0, jnp.ones((), jnp.int32))
+IGTState = est.MomentumState
+# ValueError on a bad schedule (the config may be traced: one compile serves every schedule).
+check_config = est.check_schedule
+init = est.init_momentum  # θ_1 = θ_0, d_0 = g(τ_0, θ_0)
 
 
 def step(state: IGTState, key, cfg: IGTConfig, problem: est.PGProblem) -> IGTState:
