@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
 
@@ -43,3 +45,15 @@ def report(out_dir: str, table: str, *, table_file: str, figure_file: str, plot_
     f.write(table + "\n")
   plot_fn(os.path.join(out_dir, figure_file))
   print(f"wrote {out_dir}/{figure_file}, {table_file}")
+
+
+def save_results(results: dict[str, Any], path) -> None:
+  """Writes the results dict to an .npz file (tuples become arrays)."""
+  np.savez(path, **{k: np.asarray(v) for k, v in results.items()})
+
+
+def load_results(path) -> dict[str, Any]:
+  """Reads `save_results` output back: 0-d arrays become scalars, string arrays tuples."""
+  with np.load(path) as f:
+    out = {k: f[k] for k in f.files}
+  return {k: v.item() if v.ndim == 0 else tuple(v.tolist()) if v.dtype.kind == "U" else v for k, v in out.items()}

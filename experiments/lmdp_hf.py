@@ -22,6 +22,7 @@ from rljax.theory.envs import lmdp
 from rljax.theory.kernels.slopes import fit_slope
 from rljax.theory.tabular import lmdp_hf as lh
 from experiments import cli
+from experiments.cli import load_results, save_results  # noqa: F401  (notebook and tests)
 
 _run = jax.jit(lh.run, static_argnums=(1, 3))
 
@@ -56,18 +57,6 @@ def run(cfg) -> dict[str, Any]:
 
 def _at(results, K):
   return int(np.searchsorted(results["k"], min(K, results["k"][-1])))
-
-
-def save_results(results: dict[str, Any], path) -> None:
-  """Writes the results dict to an .npz file (tuples become arrays)."""
-  np.savez(path, **{k: np.asarray(v) for k, v in results.items()})
-
-
-def load_results(path) -> dict[str, Any]:
-  """Reads `save_results` output back: 0-d arrays become scalars, string arrays tuples."""
-  with np.load(path) as f:
-    out = {k: f[k] for k in f.files}
-  return {k: v.item() if v.ndim == 0 else tuple(v.tolist()) if v.dtype.kind == "U" else v for k, v in out.items()}
 
 
 def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:

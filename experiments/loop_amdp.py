@@ -21,6 +21,7 @@ from rljax.theory.envs import amdp
 from rljax.theory.kernels.slopes import fit_slope
 from rljax.theory.tabular import loop_amdp as la
 from experiments import cli
+from experiments.cli import load_results, save_results  # noqa: F401  (notebook and tests)
 
 LEARNERS = ("loop", "certainty_equivalent")
 _run = jax.jit(la.run, static_argnums=(1, 3))
@@ -46,18 +47,6 @@ def log_grid(t: np.ndarray, t_min: float, n: int = 40) -> np.ndarray:
   """Indices of ~n log-spaced checkpoints in [t_min, t_max] (the fits see every decade equally)."""
   targets = np.logspace(np.log10(t_min), np.log10(t[-1]), n)
   return np.unique(np.searchsorted(t, targets).clip(0, t.size - 1))
-
-
-def save_results(results: dict[str, Any], path) -> None:
-  """Writes the results dict to an .npz file (tuples become arrays)."""
-  np.savez(path, **{k: np.asarray(v) for k, v in results.items()})
-
-
-def load_results(path) -> dict[str, Any]:
-  """Reads `save_results` output back: 0-d arrays become scalars, string arrays tuples."""
-  with np.load(path) as f:
-    out = {k: f[k] for k in f.files}
-  return {k: v.item() if v.ndim == 0 else tuple(v.tolist()) if v.dtype.kind == "U" else v for k, v in out.items()}
 
 
 def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
