@@ -80,3 +80,17 @@ def test_buffer_fills_then_ignores(x64):
     buf = ridge.buffer_add(buf, jnp.full(2, float(i)), float(i), ok)
   assert int(buf.count) == 3 and bool(buf.mask.all())
   np.testing.assert_allclose(buf.y, [0.0, 2.0, 3.0])
+
+
+def test_batch_update_skips_zero_weights_and_checks_shapes(x64):
+  rng = np.random.default_rng(3)
+  x, y = rng.normal(size=(6, 3)), rng.normal(size=6)
+  w = np.array([1.0, 0.0, 2.0, 0.0, 0.5, 1.0])
+  full = ridge.ridge_update_batch(ridge.ridge_init(3, 1.0), x, y, w)
+  kept = ridge.ridge_update_batch(ridge.ridge_init(3, 1.0), x[w > 0], y[w > 0], w[w > 0])
+  for a, b in zip(full, kept):
+    np.testing.assert_allclose(a, b, atol=1e-12)
+  assert int(full.count) == 4
+  np.testing.assert_allclose(full.logdet, np.linalg.slogdet(np.asarray(full.v))[1], atol=1e-12)
+  with pytest.raises(ValueError, match="weights"):
+    ridge.ridge_update_batch(ridge.ridge_init(3, 1.0), x, y, w[:5])
