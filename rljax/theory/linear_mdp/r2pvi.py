@@ -9,7 +9,10 @@ Bellman operator is
 
 and each infimum has a closed-form (TV, KL) or one-dimensional (χ²) dual. `fit` is the offline
 algorithm: the duals are evaluated under the ridge-regressed factors, minus a pessimism bonus;
-div="none" gives the non-robust PEVI baseline. `robust_value_iteration` is the exact robust planner
+div="none" gives the non-robust PEVI baseline, and div="drpvi" / "drvi_l" the constrained
+distributionally robust baselines (an uncertainty ball of radius ρ instead of a price λ: TV ball as in
+DRPVI, Liu & Xu 2024; KL ball as in DRVI-L, Ma et al. 2022), whose duals need an inner search with one
+regression per grid point — the cost R2PVI's closed forms avoid. `robust_value_iteration` is the exact robust planner
 (known μ⁰) built on the divergence duals of `kernels.divergences`, re-exported here as
 `dual_kl`, `dual_tv`, `dual_chi2`.
 """
@@ -24,7 +27,7 @@ import jax.numpy as jnp
 
 from rljax.theory.kernels import divergences
 
-DIVERGENCES = ("none", "tv", "kl", "chi2")
+DIVERGENCES = ("none", "tv", "kl", "chi2", "drpvi", "drvi_l")
 
 
 def dual_kl(v, p0, lam):
@@ -51,7 +54,8 @@ class R2PVIConfig(NamedTuple):
   lam_r: float = 0.1  # ridge of Λ_h
   lam: float = 0.1  # regularisation strength λ of the adversary
   beta: float = 1.0  # pessimism
-  n_alpha: int = 64  # grid of α ∈ [0, H] for the regressed χ² dual
+  n_alpha: int = 64  # grid of the inner search (χ², and the DRPVI / DRVI-L baselines)
+  rho: float = 0.1  # radius of the uncertainty ball of the constrained baselines drpvi (TV) and drvi_l (KL)
 
 
 class OfflineData(NamedTuple):
@@ -70,7 +74,7 @@ class R2PVIParams(NamedTuple):
 def check_config(cfg: R2PVIConfig) -> None:
   if cfg.div not in DIVERGENCES:
     raise ValueError(f"`cfg.div` must be one of {DIVERGENCES}, got {cfg.div!r}.")
-  for name in ("lam_r", "lam"):
+  for name in ("lam_r", "lam", "rho"):
     if not getattr(cfg, name) > 0:
       raise ValueError(f"`cfg.{name}` must be > 0, got {getattr(cfg, name)}.")
   if cfg.beta < 0:
@@ -107,6 +111,11 @@ def _regressed_dual(z, coef, lam, div: str, horizon: int, n_alpha: int):
       TV  : ν = c min{z, min_τ z_τ + λ}
       KL  : ν = −λ log max{c e^{−z/λ}, e^{−H/λ}}
       χ²  : ν_i = max_{α ∈ grid[0, H]} c_i z_α − (c_i z_α² − (c_i z_α)²)/(4λ),  z_α = min{z, α}
+
+  and the constrained baselines (`lam` is then the radius ρ), each a search over n_alpha regressions:
+
+      DRPVI (TV ball):  ν_i = max_{α ∈ grid[min z, max z]} c_i z_α − ρ(α − min_τ z_τ)
+      DRVI-L (KL ball): ν_i = max_{b ∈ geomgrid[H/10³, 10³H]: c_i e^{−z/b} > e^{−H/b}} −b log(c_i e^{−z/b}) − bρ
   """
   if div == "none":
     return coef @ z
@@ -114,6 +123,19 @@ def _regressed_dual(z, coef, lam, div: str, horizon: int, n_alpha: int):
     return coef @ jnp.minimum(z, jnp.min(z) + lam)
   if div == "kl":
     return -lam * jnp.log(jnp.maximum(coef @ jnp.exp(-z / lam), jnp.exp(-horizon / lam)))
+  if div == "drpvi":
+    alphas = jnp.linspace(jnp.min(z), jnp.max(z), n_alpha)
+    z_a = jnp.minimum(z[None], alphas[:, None])
+    return jnp.max(z_a @ coef.T - lam * (alphas - jnp.min(z))[:, None], axis=0)
+  if div == "drvi_l":
+    b = jnp.geomspace(horizon * 1e-3, horizon * 1e3, n_alpha)[:, None]
+    z0 = jnp.min(z)  # shift so that the smallest target never underflows: e^{−z/b} = e^{−z0/b} e^{−(z−z0)/b}
+    mgf = jnp.exp(-(z[None] - z0) / b) @ coef.T  # [n_alpha, d]
+    # A regressed (signed) mgf below e^{−H/b} is not a moment generating function of values in [0, H]; at
+    # small b it would read as V ≡ H, so those b are left out (a factor without data keeps R2PVI-KL's H).
+    valid = mgf > jnp.exp(-(horizon - z0) / b)
+    obj = z0 - b * jnp.log(jnp.where(valid, mgf, 1.0)) - b * lam
+    return jnp.where(valid.any(0), jnp.max(jnp.where(valid, obj, -jnp.inf), axis=0), horizon)
   alphas = jnp.linspace(0.0, horizon, n_alpha)
   z_a = jnp.minimum(z[None], alphas[:, None])  # [n_alpha, N]
   m1, m2 = z_a @ coef.T, (z_a**2) @ coef.T  # [n_alpha, d]
@@ -148,7 +170,7 @@ def _fit(data: OfflineData, cfg: R2PVIConfig) -> R2PVIParams:
     coef = lam_inv @ phi.T  # [d, N]
     # V_{h+1}(s') = max_a Q_{h+1}(s', a); the carry is a placeholder at h = H − 1, masked below.
     z = jnp.max(_q(w_next, lam_inv_next, next_phi, H - h - 1, cfg.beta, cfg.div), axis=-1)
-    nu = _regressed_dual(z, coef, cfg.lam, cfg.div, H, cfg.n_alpha)
+    nu = _regressed_dual(z, coef, cfg.rho if cfg.div in ("drpvi", "drvi_l") else cfg.lam, cfg.div, H, cfg.n_alpha)
     w = coef @ reward + jnp.where(h == H - 1, 0.0, nu)
     return (w, lam_inv), (w, lam_inv)
 
@@ -164,8 +186,8 @@ def robust_value_iteration(phi, mu, theta, div: str, lam):
       Q_h(s,a) = φ(s,a)ᵀθ_h + Σ_i φ_i(s,a) dual_D(V_{h+1}, μ_{h,i}, λ),  V_h = max_a Q_h,  V_H ≡ 0
   (plain expectation for div="none"). Returns (greedy policy i[H,S], V f[H+1,S]).
   """
-  if div not in DIVERGENCES:
-    raise ValueError(f"`div` must be one of {DIVERGENCES}, got {div!r}.")
+  if div not in ("none", *_DUALS):
+    raise ValueError(f"`div` must be one of {('none', *_DUALS)}, got {div!r}.")
   return _robust_vi(phi, mu, theta, div, lam)
 
 
