@@ -39,8 +39,10 @@ def _check_log_probs(name: str, log_p) -> None:
 
 
 def _check_pair(log_p, log_q, names=("log_p", "log_q")) -> tuple[jax.Array, jax.Array]:
-  if jnp.shape(log_p) != jnp.shape(log_q):
-    raise ValueError(f"`{names[0]}` {jnp.shape(log_p)} and `{names[1]}` {jnp.shape(log_q)} differ in shape.")
+  try:
+    jnp.broadcast_shapes(jnp.shape(log_p), jnp.shape(log_q))
+  except ValueError:
+    raise ValueError(f"`{names[0]}` {jnp.shape(log_p)} and `{names[1]}` {jnp.shape(log_q)} do not broadcast.") from None
   _check_log_probs(names[0], log_p)
   _check_log_probs(names[1], log_q)
   return checks.as_compute(log_p, log_q)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rljax.theory.kernels import divergences
+
 KINDS = ("bradley_terry", "intransitive")
 
 
@@ -76,10 +78,7 @@ def random_preference_matrix(key: jax.Array, n_actions: int, *, kind: str = "int
   return 0.5 + 0.5 * jnp.tanh(g - g.T)
 
 
-def kl(log_p: jax.Array, log_q: jax.Array) -> jax.Array:
-  """KL(p‖q) = Σ p (log p − log q) over the last axis; 0·log 0 terms are 0."""
-  p = jnp.exp(log_p)
-  return jnp.sum(jnp.where(p > 0, p * (log_p - log_q), 0.0), -1)
+kl = divergences.categorical_kl  # KL(p‖q) over the last axis, from (broadcastable) log-probabilities
 
 
 def win_rate(P: jax.Array, log_pi: jax.Array) -> jax.Array:
