@@ -83,11 +83,7 @@ def format_table(rows) -> str:
 
 def plot(res, path: str | None = None):
   """Left: median regret vs K (IQR shaded) with K^{1/2} and K^{2/3} guides; right: regret at K_A vs A."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, (ax_k, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2))
   a_idx = list(res["actions"]).index(res["k_sweep_actions"])

@@ -84,11 +84,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: expected success rate V_g (seed mean, IQR band) per run; right: top-route share of the logs."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   g = results["generation"]
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))

@@ -129,11 +129,7 @@ def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: C(Π) vs H (semilog) for the three classes. Right: samples to ε vs C(Π) (log–log)."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   H = results["horizons"]
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))

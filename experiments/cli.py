@@ -29,6 +29,18 @@ def prepare(cfg) -> None:
   os.makedirs(cfg.out_dir, exist_ok=True)
 
 
+def pyplot(path: str | None):
+  """matplotlib.pyplot, switched to the non-interactive Agg backend when the figure goes to a file
+  (scripts, tests); a notebook (path None) keeps its inline backend."""
+  import matplotlib
+
+  if path is not None:
+    matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
 def finish_figure(fig, path: str | None):
   """Saves `fig` to `path` and closes it (scripts); with no path, returns it open (notebooks)."""
   if path is not None:

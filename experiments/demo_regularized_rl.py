@@ -124,11 +124,7 @@ def format_table(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: episodes-to-ε against N^E (median, IQR) with a ∝ 1/N^E guide. Middle: pure-BC gap.
   Right: the RLHF variant's gaps against the number of preference pairs."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   n = results["n_demos"]
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))

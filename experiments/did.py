@@ -103,11 +103,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """3 × D grid: KL(π*‖π_θ), chosen log-likelihood shift and H(DID(π_θ/π_ref)) vs steps; a column per design."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   steps, designs, temps = results["step"], results["designs"], results["temperatures"]
   panels = [("kl", "kl_pred", "KL(π*‖π_θ)"), ("chosen_shift", "shift_pred", "Δ mean log π_θ(y_w)"),

@@ -118,11 +118,7 @@ def format_table(rows: list[dict[str, Any]], n: np.ndarray) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: test error vs m at the largest n (both models, Bayes error dashed); right: m* vs n."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))
   n = results["n"]

@@ -99,11 +99,7 @@ def format_table(rows: list[dict[str, Any]], trends: list[dict[str, Any]], horiz
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Regret vs t on linear and log–log axes (median, IQR shaded), and regret at T vs ρ."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   t = results["t"]
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))

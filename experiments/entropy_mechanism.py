@@ -81,11 +81,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(results: dict[str, Any], path: str | None = None):
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
   for name, tr in results.items():

@@ -98,11 +98,7 @@ def format_table(rows: list[dict[str, Any]], epsilon: float) -> str:
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: online samples vs n_off with the N* curve. Right: online samples and certified ε-optimal
   rate of offline-only (LCB), online-only (n_off = 0) and FTPedel at the largest n_off."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   n_off, samples = results["n_offline"], results["samples"]
   x = np.maximum(n_off, 1)

@@ -92,11 +92,7 @@ def format_table(rows: list[dict[str, Any]], horizon: int) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: per-task regret at T vs M (GFUCB and the independent baseline). Right: regret vs t, log–log."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   tasks, t, reg = results["tasks"], results["t"], results["regret"]
   fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))

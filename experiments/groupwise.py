@@ -83,11 +83,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: per-group regret vs t (median over seeds; symlog, since groupwise regret can be negative);
   right: final per-group MSE of groupwise (first meta) vs baseline vs best-in-hindsight."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   t = results["t"]
   r = results[results["metas"][0]]

@@ -124,11 +124,7 @@ def format_table(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: max-over-rewards suboptimality vs K (log–log, median and IQR) per d, with a K^{-1/2} guide;
   right: the same at K = h_episodes vs H, weighted against unweighted VTR."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   k = results["k"]
   fig, (ax_k, ax_h) = plt.subplots(1, 2, figsize=(11, 4.2))

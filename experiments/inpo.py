@@ -86,11 +86,7 @@ def format_table(rows, n_pairs) -> str:
 
 def plot(res, path: str | None = None):
   """KL(π*_τ‖π_t) for exact and sampled INPO, one panel per ητ (median over games, IQR shaded)."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   R = len(res["eta_taus"])
   fig, axes = plt.subplots(1, R, figsize=(5.5 * R, 4.2), squeeze=False, sharey=True)

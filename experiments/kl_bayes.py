@@ -90,11 +90,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """4 × G grid (entropy, E r, KL(π‖π*), KL(π*‖π) vs steps), a column per gradient mode, a colour per method."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   steps, methods, batches = results["step"], results["methods"], results["batches"]
   panels = [("entropy", "H(π_θ) (nats)"), ("reward", "E_π r"), ("kl_reverse", "KL(π_θ‖π*)"),

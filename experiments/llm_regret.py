@@ -173,11 +173,7 @@ def format_table(rows: list[dict[str, Any]], lsa: list[dict[str, Any]], ts: np.n
 def plot(results: dict[str, Any], path: str | None = None):
   """Regret vs T per sequence (median over seeds, IQR shaded, Hedge's bound dashed) and the LSA's
   regret-loss training curves per restart, coloured by whether it reached FTRL (cos > 0.9)."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   ts, seqs = results["T"], results["sequences"]
   n_k = len(results["lsa_n_actions"])

@@ -96,11 +96,7 @@ def format_table(rows: list[dict[str, Any]], k_cmp: int) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: regret vs K (log–log) per (H, variant) with a √K guide; right: regret at compare_at."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   k, j = results["k"], _at(results, results["compare_at"])
   fig, (ax_r, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))

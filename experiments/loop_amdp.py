@@ -84,11 +84,7 @@ def format_table(rows: list[dict[str, Any]], T: int) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: regret vs T (log–log) with a √T guide; right: switches vs T (semilog) with the bound."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   t = results["t"]
   idx = log_grid(t, results["t_min"], 80)

@@ -137,11 +137,7 @@ def write_csv(results: dict[str, Any], path: str) -> None:
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: Kuhn CFR+ exploitability vs T (log–log, 1/T guide). Right: payoff vs a best response per
   iteration, LSPO vs direct RL (median, IQR), with the equilibrium value."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 4.2))
   x, y = results["kuhn_iters"], results["kuhn_exploitability"]

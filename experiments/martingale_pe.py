@@ -104,11 +104,7 @@ def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: ‖θ̂ − θ*‖ vs Δt; middle: distance to the same-path continuous-time proxy; right: error vs paths."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
   panels = [("dt", "err_true", "Δt", "‖θ̂ − θ*‖"), ("dt", "err_limit", "Δt", "‖θ̂(Δt) − θ̂(Δt_ref)‖"),

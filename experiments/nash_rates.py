@@ -227,11 +227,7 @@ def _band(ax, x, y_seeds, label, **kw):
 
 def plot(res, path: str | None = None):
   """2×3 panels: R1, R2, MWU cycling, R3–R5, R6, R7 (median over games, IQR shaded)."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   tau = res["tau"]
   fig, ax = plt.subplots(2, 3, figsize=(16, 9.5))

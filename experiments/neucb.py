@@ -59,11 +59,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: regret vs t log–log with √t and t guides; right: oracle MSE per block."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   t = results["t"]
   fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))

@@ -108,11 +108,7 @@ def format_table(rows: list[dict[str, Any]], n: np.ndarray) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """J* − J(θ) and ‖∇J(θ)‖ vs trajectories (log-log), median over seeds with the IQR shaded."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   n = results["trajectories"]
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -100,11 +100,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def plot(results: dict[str, dict[str, Any]], path: str | None = None):
   """Row per problem: cumulative regret vs t (log–log, with a √t guide), cumulative queries vs t,
   and the trade-off curve final regret vs total queries (one point per ε)."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, axes = plt.subplots(len(results), 3, figsize=(14, 4.2 * len(results)), squeeze=False)
   for r, (name, res) in enumerate(results.items()):

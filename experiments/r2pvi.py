@@ -115,11 +115,7 @@ def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Mean return (± 1 s.d. over replications) vs q, and fit wall-clock vs N."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
   q = results["q"]

@@ -136,11 +136,7 @@ def write_csv(results: dict[str, Any], path: str) -> None:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """4×L grid: error, error·(1−2ε), greedy and KL-regularised suboptimality; a column per loss."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   n, names, eps = results["n"], results["losses"], results["epsilons"]
   rows = [

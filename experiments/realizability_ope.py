@@ -107,11 +107,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Left: LSTD error vs n per α (log–log). Right: √n·error vs ‖A_μ^{-1}‖ across instances."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
   n = results["n"]

@@ -75,11 +75,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """(1) 1 − value/LP vs K with a K^{-1/2} guide; (2) online regret vs T with a √T guide."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
   ks, gap = results["ks"], 1 - results["periodic"] / results["lp"]

@@ -66,11 +66,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot(results: dict[str, Any], path: str | None = None):
   """(1) subopt/ε vs d for both methods with a √d guide; (2) queries vs d with a d^2 guide."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   ds = results["ds"]
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -99,11 +99,7 @@ def format_table(rows: list[dict[str, Any]], ms: np.ndarray, n_max: int) -> str:
 def plot(results: dict[str, Any], path: str | None = None):
   """(1) expected regret vs n per m and target; (2) R_{n_max} vs m (linear axes) against m·I(0.5) and
   the parameter count m·log 3; (3) measured regret vs the resolvability bound."""
-  import matplotlib
-
-  if path is not None:
-    matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  plt = cli.pyplot(path)
 
   n, ms, tg = results["n"], results["ms"], results["targets"]
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
