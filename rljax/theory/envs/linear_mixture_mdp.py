@@ -56,7 +56,7 @@ def check_mixture(phi, theta, rho) -> MixtureMDP:
 def hard_instance(key, dim: int, horizon: int, *, gap: float = 0.9, spread: float = 100.0) -> MixtureMDP:
   """Two states x₀ (start) and x₁ (absorbing), actions a ∈ {−1,+1}^{d−1} (A = 2^{d−1}), θ* = (1, μ):
 
-      P(x₁|x₀,a) = δ + ⟨μ,a⟩,   P(x₀|x₀,a) = 1 − δ − ⟨μ,a⟩,   P(x₁|x₁,a) = 1,   δ = 1/H,
+      P(x₁|x₀,a) = δ + ⟨μ,a⟩,   P(x₀|x₀,a) = 1 − δ − ⟨μ,a⟩,   P(x₁|x₁,a) = 1,   δ = 1/max(H, 2),
 
   via φ(x₁|x₀,a) = (δ, a), φ(x₀|x₀,a) = (1−δ, −a), φ(x₁|x₁,a) = e₀, φ(x₀|x₁,a) = 0. The coordinates
   of μ have random signs and magnitudes |μ_i| = gap·δ·m_i/(d−1) with log m_i stratified over
