@@ -131,12 +131,9 @@ def main(cfg) -> None:
         f"seeds={cfg.seeds} bonus_scale={cfg.bonus_scale}")
   results = run(cfg)
   table = format_table(trend_rows(results), int(results["k"][_at(results, cfg.compare_at)]))
-  print(table)
-  with open(os.path.join(cfg.out_dir, "trends.md"), "w") as f:
-    f.write(table + "\n")
   save_results(results, os.path.join(cfg.out_dir, "results.npz"))
-  plot(results, os.path.join(cfg.out_dir, "lmdp_hf.png"))
-  print(f"wrote {cfg.out_dir}/lmdp_hf.png, trends.md, results.npz")
+  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="lmdp_hf.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":

@@ -115,12 +115,9 @@ def main(cfg) -> None:
   results = run(cfg)
   table = format_table(trend_rows(results), cfg.horizon)
   print(f"J* = {results['gain']:.4f}, sp(h*) = {results['span']:.2f}")
-  print(table)
-  with open(os.path.join(cfg.out_dir, "trends.md"), "w") as f:
-    f.write(table + "\n")
   save_results(results, os.path.join(cfg.out_dir, "results.npz"))
-  plot(results, os.path.join(cfg.out_dir, "loop_amdp.png"))
-  print(f"wrote {cfg.out_dir}/loop_amdp.png, trends.md, results.npz")
+  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="loop_amdp.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the GPOMDP estimators are unbiased for. Every run is vmapped over seeds; one com
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -138,11 +137,9 @@ def main(cfg) -> None:
   print(f"PG methods on scalar LQR: seeds={cfg.seeds} trajectories<= {cfg.max_trajectories} H={cfg.horizon}")
   results = run(cfg)
   table = format_table(slope_rows(results), results["trajectories"])
-  print(table)
-  with open(os.path.join(cfg.out_dir, "slopes.md"), "w") as f:
-    f.write(table + "\n")
-  plot(results, os.path.join(cfg.out_dir, "npg_harpg.png"))
-  print(f"θ* = {results['theta_star']:.5f}, J* = {results['j_star']:.5f}; wrote {cfg.out_dir}/npg_harpg.png")
+  print(f"θ* = {results['theta_star']:.5f}, J* = {results['j_star']:.5f}")
+  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="npg_harpg.png",
+             plot_fn=lambda path: plot(results, path))
 
 
 if __name__ == "__main__":
