@@ -40,6 +40,7 @@ def _alg(cfg, dim: int, horizon: int, n_episodes: int, weighted: bool = True) ->
 
 
 def checkpoints(cfg) -> tuple:
+  """`n_checkpoints` log-spaced episode counts from 100 to K (duplicates after rounding dropped)."""
   return tuple(int(k) for k in np.unique(np.round(np.logspace(2, np.log10(cfg.n_episodes), cfg.n_checkpoints))))
 
 

@@ -113,6 +113,26 @@ def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
   return "\n".join([head, *body])
 
 
+PAIRS = {"drpvi": "tv", "drvi_l": "kl"}  # constrained baseline → its regularised counterpart
+
+
+def timing_table(results: dict[str, Any]) -> str:
+  """Fit wall-clock per N (fastest of the repeats) and each constrained baseline's ratio to the R2PVI
+  variant with the same divergence, all measured in one run."""
+  methods = list(results["methods"])
+  pairs = [(c, r) for c, r in PAIRS.items() if c in methods and r in methods]
+  if not results["time_ns"].size:
+    return ""
+  head = ("| N | " + " | ".join(f"{LABELS[m]} (ms)" for m in methods)
+          + "".join(f" | {LABELS[c]} ÷ {LABELS[r]}" for c, r in pairs) + " |")
+  lines = [head, "|---" * (1 + len(methods) + len(pairs)) + "|"]
+  t = 1e3 * results["fit_time"]
+  for j, n in enumerate(results["time_ns"]):
+    ratios = "".join(f" | {t[methods.index(c), j] / t[methods.index(r), j]:.2f}×" for c, r in pairs)
+    lines.append(f"| {n} | " + " | ".join(f"{t[i, j]:.2f}" for i in range(len(methods))) + ratios + " |")
+  return "\n".join(lines)
+
+
 def plot(results: dict[str, Any], path: str | None = None):
   """Mean return (± 1 s.d. over replications) vs q, and fit wall-clock vs N."""
   plt = cli.pyplot(path)
@@ -146,6 +166,8 @@ def main(cfg) -> None:
   print(f"R2PVI: N={cfg.n_episodes} replications={cfg.replications} λ={cfg.lam} β={cfg.beta}")
   results = run(cfg)
   table = format_table(trend_rows(results), results)
+  if results["time_ns"].size:
+    table += "\n\n" + timing_table(results)
   cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="r2pvi.png",
              plot_fn=lambda path: plot(results, path))
 

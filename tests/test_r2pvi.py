@@ -132,6 +132,13 @@ def test_bad_inputs():
     get_config("huge")
 
 
+def test_timing_table_ratios():
+  results = {"methods": ("tv", "drpvi"), "time_ns": np.array([100, 1000]),
+             "fit_time": np.array([[1e-3, 2e-3], [3e-3, 5e-3]])}
+  table = ex.timing_table(results)
+  assert "| 100 | 1.00 | 3.00 | 3.00× |" in table and "| 1000 | 2.00 | 5.00 | 2.50× |" in table
+
+
 def test_notebook_trend():
   """Smoke preset via the notebook: every R2PVI variant degrades less than PEVI and beats it at q = 1."""
   _, printed = execute_notebook("r2pvi.ipynb")
