@@ -30,7 +30,7 @@ from jax import lax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from rljax.losses.token_logps import default_chunk_size, token_logps  # noqa: E402
+from rljax.ops.logps import default_chunk_size, token_logps  # noqa: E402
 
 GiB = 2**30
 

@@ -41,8 +41,9 @@ def make_model(cfg) -> Decoder:
   return Decoder(dc, rngs=nnx.Rngs(cfg.seed))
 
 
-def _phase(cfg, workdir, writer, model, loss_fn, batch_fn, *, name, steps, lr, tokens_fn):
-  opt = T.make_optimizer(lr)
+def _phase(cfg, workdir, writer, model, loss_fn, batch_fn, *, name, phase_cfg, tokens_fn):
+  steps = phase_cfg.steps
+  opt = T.make_optimizer(phase_cfg.lr, schedule=phase_cfg.schedule, total_steps=steps)
   graphdef, state = T.init_train_state(model, opt, rng=jax.random.PRNGKey(cfg.seed))
   step = T.make_train_step(graphdef, loss_fn, opt)
   t0 = time.perf_counter()
@@ -61,7 +62,7 @@ def sft(cfg, workdir, writer):
     return {"tokens": tokens[idx], "mask": mask[idx], "loss_mask": mask[idx]}
 
   return _phase(cfg, workdir, writer, make_model(cfg), T.objectives.sft_loss(), batch_fn, name="sft",
-                steps=cfg.sft.steps, lr=cfg.sft.lr, tokens_fn=lambda bt: bt["mask"].sum())
+                phase_cfg=cfg.sft, tokens_fn=lambda bt: bt["mask"].sum())
 
 
 def sample(model, prompt, key, cfg):
@@ -113,7 +114,7 @@ def preference_phase(cfg, workdir, writer, name, data, sft_params):
   model = make_model(cfg)
   nnx.update(model, sft_params)
   return _phase(cfg, workdir, writer, model, T.objectives.preference_loss(name, **kwargs), batch_fn, name=name,
-                steps=cfg.dpo.steps, lr=cfg.dpo.lr, tokens_fn=lambda bt: bt["chosen_mask"].sum() + bt["rejected_mask"].sum())
+                phase_cfg=cfg.dpo, tokens_fn=lambda bt: bt["chosen_mask"].sum() + bt["rejected_mask"].sum())
 
 
 def evaluate(cfg, policies: dict, sft_model) -> list[dict]:

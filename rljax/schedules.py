@@ -7,6 +7,9 @@
 * REX: Chen, Wolfe & Kyrillidis, "REX: Revisiting Budgeted Training with an Improved Schedule"
   (MLSys 2022, arXiv 2107.04197). Profile 2z/(1+z) of the remaining fraction z, sampled every step.
 
+`make(name, peak, total_steps, ...)` builds any of them by name (`constant`, `linear`, `cosine`,
+`rex`, `refined`), which is how `rljax.training.make_optimizer` and the configs pick one.
+
 Every factory returns an `optax.Schedule`: a pure function `step -> learning rate` that accepts a
 traced step (no retracing under `jax.jit`) and clamps steps outside [0, total_steps]. Warm-ups are
 linear from 0 to the peak over `warmup_steps`; the decay then runs over the remaining steps.
@@ -176,6 +179,36 @@ def refined_schedule(peak: float, gnorms, *, norm: str = "l2_sq", smooth: float 
     return table[jnp.clip(jnp.asarray(step).astype(jnp.int32), 0, last)]
 
   return schedule
+
+
+NAMES = ("constant", "linear", "cosine", "rex", "refined")
+
+
+def make(name: str, peak: float, total_steps: int | None = None, *, warmup_steps: int = 0, end_value: float = 0.0,
+         **kwargs) -> optax.Schedule:
+  """The schedule called `name` with peak learning rate `peak` over `total_steps`.
+
+  `constant` ignores the horizon (η_t = peak; with `warmup_steps` > 0, a linear warm-up first);
+  `linear`, `cosine` and `rex` need `total_steps` and take `warmup_steps`, `end_value` (and REX's
+  `a`, `num_samples`); `refined` needs `gnorms`, the gradient-norm trace of a previous run (its
+  horizon is that trace's length), and takes `norm`, `smooth`, `drop_final_zero`.
+  """
+  if name not in NAMES:
+    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(NAMES)}.")
+  if name == "refined":
+    if "gnorms" not in kwargs:
+      raise ValueError("the 'refined' schedule needs `gnorms`, the gradient norms of a previous run.")
+    return refined_schedule(peak, kwargs.pop("gnorms"), **kwargs)
+  if name == "constant":
+    if kwargs:
+      raise ValueError(f"the 'constant' schedule takes no {sorted(kwargs)}.")
+    if warmup_steps:
+      return _warmup_then(peak, warmup_steps, optax.constant_schedule(peak))
+    return optax.constant_schedule(peak)
+  if total_steps is None:
+    raise ValueError(f"the {name!r} schedule needs `total_steps`.")
+  factory = {"linear": linear_decay, "cosine": cosine, "rex": rex}[name]
+  return factory(peak, total_steps, warmup_steps=warmup_steps, end_value=end_value, **kwargs)
 
 
 def last_iterate_bound(lam, G, D: float = 1.0, *, best_scale: bool = False) -> float:

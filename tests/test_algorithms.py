@@ -51,9 +51,10 @@ def _small(name):
   return cfg
 
 
-def _run(cfg, rewards=REWARDS, jit=True):
+def _run(cfg, rewards=REWARDS, jit=True, extra=None):
   """Advantage stage on exactly its documented inputs, then (value, grad) of the loss on exactly its own."""
   logp, full = _full_batch(rewards)
+  full |= extra or {}
   needed = algos.required_inputs(cfg)
   adv_fn, loss_fn = algos.resolve(cfg)
   wrap = jax.jit if jit else (lambda f: f)
@@ -240,4 +241,36 @@ def test_inconsistent_switches_raise():
   cfg = algos.get("grpo")
   cfg.kl.where = "sideways"
   with pytest.raises(ValueError, match="kl.where"):
+    algos.resolve(cfg)
+
+
+@pytest.mark.parametrize("name", registry.names("policy"))
+def test_every_policy_loss_resolves_from_its_registration(name):
+  """A preset with any registered policy loss reads exactly that loss's registered fields: on the batch
+  restricted to `required_inputs`, the resolved loss and its gradient equal the kernel's own call."""
+  # PPO-max needs token-level advantages and returns: REINFORCE++'s estimator gives both.
+  cfg = _small("reinforce_pp" if name == "ppo_max" else "grpo")
+  cfg.loss, cfg.loss_kwargs, cfg.kl.where = name, {}, "none"
+  logp, full = _full_batch()
+  ks = jax.random.split(jax.random.key(2), 3)
+  extra = {"log_denominator": full["old_logp"], "stable_mask": jnp.ones((B, T), bool),
+           "pref_prob": jax.random.uniform(ks[0], (B,)), "weights": jax.random.uniform(ks[1], (B,)),
+           "seq_weights": jax.random.uniform(ks[2], (B,))}
+  loss, metrics, grad, outputs, batch = _run(cfg, extra=extra)
+  spec = registry.spec(name)
+  assert set(spec.reads) - {"logp"} <= set(batch)
+  fields = {**full, **extra, **outputs, "logp": logp}
+  ctx = {"group_size": N, "kl_coef": 0.0, "kl_kind": cfg.kl.kind, "kl_target": cfg.kl.target}
+  kernel = registry.bind(spec.fn, agg=cfg.agg)
+  direct = lambda lp: spec(kernel, {**fields, "logp": lp}, ctx)
+  (want, _), want_grad = jax.value_and_grad(direct, has_aux=True)(logp)
+  np.testing.assert_allclose(loss, want, rtol=1e-5, atol=1e-7)  # jit against eager
+  np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-7)
+  assert float(jnp.max(jnp.abs(grad))) > 0
+
+
+def test_a_non_policy_loss_is_refused_by_resolve():
+  cfg = _small("grpo")
+  cfg.loss = "dpo"
+  with pytest.raises(ValueError, match="pairwise"):
     algos.resolve(cfg)

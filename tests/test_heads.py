@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rljax.losses.token_logps import token_logps
+from rljax.ops.logps import token_logps
 from rljax.models import Decoder, DecoderConfig
 from rljax.models.heads import (RewardHead, ValueHead, last_token_index, lm_head_token_logps,
                                 model_token_logps)

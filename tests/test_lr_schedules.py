@@ -135,3 +135,33 @@ def test_usable_in_adamw():
 def test_bad_arguments_raise(call):
   with pytest.raises(ValueError):
     call()
+
+
+@pytest.mark.parametrize("name", ["constant", "linear", "cosine", "rex"])
+def test_make_builds_each_schedule_by_name_for_the_optimizer(name):
+  """`schedules.make` returns the named factory's schedule, and `make_optimizer(schedule=name)` steps
+  parameters by exactly that learning rate (SGD, no clipping): θ_{t+1} − θ_t = −η_t·g with g = 1."""
+  from rljax.training import make_optimizer
+
+  direct = {"constant": lambda: optax.constant_schedule(0.5), "linear": lambda: schedules.linear_decay(0.5, 10),
+            "cosine": lambda: schedules.cosine(0.5, 10), "rex": lambda: schedules.rex(0.5, 10)}[name]()
+  made = schedules.make(name, 0.5, 10)
+  np.testing.assert_allclose(_values(made, range(12)), _values(direct, range(12)), rtol=1e-6)
+  opt = make_optimizer(0.5, name="sgd", clip_norm=None, schedule=name, total_steps=10)
+  params, state = jnp.zeros(()), None
+  state = opt.init(params)
+  for step in range(4):
+    updates, state = opt.update(jnp.ones(()), state, params)
+    np.testing.assert_allclose(updates, -float(direct(step)), rtol=1e-6)
+
+
+def test_make_refined_and_bad_names():
+  gnorms = np.linspace(2.0, 1.0, 50)
+  np.testing.assert_allclose(_values(schedules.make("refined", 0.1, gnorms=gnorms), range(50)),
+                             _values(schedules.refined_schedule(0.1, gnorms), range(50)))
+  with pytest.raises(ValueError, match="unknown schedule"):
+    schedules.make("step", 0.1, 10)
+  with pytest.raises(ValueError, match="total_steps"):
+    schedules.make("cosine", 0.1)
+  with pytest.raises(ValueError, match="gnorms"):
+    schedules.make("refined", 0.1, 10)

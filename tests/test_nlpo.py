@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rljax.losses.kl import KLControllerState, adaptive_kl_update
-from rljax.losses.nlpo import nlpo_masked_logits, nlpo_token_logps, top_p_mask
+from rljax.losses.nlpo import nlpo_masked_logits, nlpo_token_logps
+from rljax.ops import top_p_mask
 from rljax.losses.policy_gradient import ppo_clip_loss
 
 V = 12

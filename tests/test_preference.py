@@ -297,5 +297,11 @@ def test_registry():
   assert {"dpo", "cdpo", "rdpo", "ipo", "hinge", "simpo", "inpo"} <= set(losses.names())
   with pytest.raises(KeyError, match="known"):
     losses.get("nope")
+  assert losses.names("pairwise") == ["cdpo", "dpo", "hinge", "inpo", "ipo", "rdpo", "simpo"]
+  assert losses.spec("simpo").reads == ("chosen_mean_logps", "rejected_mean_logps")
   with pytest.raises(ValueError, match="already registered"):
-    losses.register("dpo")(lambda: None)
+    losses.register("dpo", kind="pairwise", reads=P.PAIR_READS)(P.dpo_loss)
+  with pytest.raises(ValueError, match="`reads` names 3 fields"):
+    losses.register("dpo_bad", kind="pairwise", reads=P.PAIR_READS[:3])(P.dpo_loss)
+  with pytest.raises(ValueError, match="kind"):
+    losses.register("dpo_bad", kind="pairs", reads=P.PAIR_READS)

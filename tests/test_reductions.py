@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rljax import losses
-from rljax.losses.reductions import mask_count, masked_mean, masked_sum, sequence_logps
+from rljax.ops.reductions import mask_count, masked_mean, masked_sum, sequence_logps
 
 
 def test_masked_reductions_against_hand_values():

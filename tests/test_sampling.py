@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 from scipy import stats
 
-from rljax import losses, models, sampling
+from rljax import losses, models, ops, sampling
 from rljax.models.config import DecoderConfig
 from rljax.models.decoder import Decoder
 
@@ -132,7 +132,7 @@ def test_mixture_and_nlpo_mask_sample_the_named_distributions():
   r = sampling.generate(policy, prompt, mask, key=jax.random.PRNGKey(4), max_new_tokens=5, mask_model=ref,
                         mask_top_p=0.5)
   full, fmask = jnp.concatenate([prompt, r.tokens], 1), jnp.concatenate([mask, r.mask], 1)
-  allowed = losses.nlpo.top_p_mask(ref(full, attention_mask=fmask)[:, sl], 0.5)
+  allowed = ops.top_p_mask(ref(full, attention_mask=fmask)[:, sl], 0.5)
   picked = jnp.take_along_axis(allowed, r.tokens[..., None], -1)[..., 0]
   assert bool(jnp.all(picked | ~r.mask))
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rljax.losses.token_logps import default_chunk_size, token_logps
+from rljax.ops.logps import default_chunk_size, token_logps
 
 B, T, V = 2, 12, 37
 

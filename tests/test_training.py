@@ -103,6 +103,50 @@ def test_preference_loss_reference_precomputed_equals_on_the_fly():
   np.testing.assert_allclose([a, b], [c, c], rtol=1e-6)
 
 
+# Hyperparameters for every registered pairwise loss; a new one without an entry fails the test below.
+PAIRWISE_KWARGS = {"dpo": dict(beta=0.1), "cdpo": dict(beta=0.1, epsilon=0.2), "rdpo": dict(beta=0.1, epsilon=0.2),
+                   "ipo": dict(beta=0.5), "hinge": dict(beta=0.5), "simpo": dict(beta=2.0, gamma=0.5),
+                   "inpo": dict(eta=0.5, tau=1.0)}
+
+
+@pytest.mark.parametrize("name", losses.names("pairwise"))
+def test_preference_loss_trains_every_registered_pairwise_loss(name):
+  """Each pairwise loss runs through `preference_loss` and a jitted train step; its value is the kernel's
+  on independently computed sequence log-probs (summed, length-averaged for SimPO, of the policy, the
+  reference and the previous iterate for INPO)."""
+  policy, ref, prev = _model(0), _model(1), _model(2)
+  rng = np.random.default_rng(4)
+  mk = lambda: jnp.asarray(rng.integers(1, 29, (4, 6)), jnp.int32)
+  loss_mask = jnp.asarray(np.arange(6)[None] >= np.array([[2], [3], [2], [4]]))
+  batch = {"chosen_tokens": mk(), "rejected_tokens": mk(), "chosen_mask": jnp.ones((4, 6), bool),
+           "rejected_mask": jnp.ones((4, 6), bool), "chosen_loss_mask": loss_mask, "rejected_loss_mask": loss_mask}
+  kw = PAIRWISE_KWARGS[name]
+  objective = T.objectives.preference_loss(name, ref_graphdef=nnx.graphdef(ref), **kw)
+  extra = {"ref_params": nnx.state(ref, nnx.Param), "prev_params": nnx.state(prev, nnx.Param)}
+  fields = {}
+  for prefix, model in (("", policy), ("ref_", ref), ("prev_", prev)):
+    for suffix, average in (("logps", False), ("mean_logps", True)):
+      fields[f"{prefix}chosen_{suffix}"], fields[f"{prefix}rejected_{suffix}"] = T.objectives.pair_logps(
+          model, batch, average=average)
+  expected, _ = losses.get(name)(*(fields[k] for k in losses.spec(name).reads), **kw)
+  np.testing.assert_allclose(objective(policy, batch, None, extra)[0], expected, rtol=1e-5)
+
+  opt = T.make_optimizer(1e-2)
+  graphdef, state = T.init_train_state(policy, opt, rng=jax.random.PRNGKey(0), extra=extra)
+  before = _params(state)
+  state, metrics = T.make_train_step(graphdef, objective, opt)(state, batch)
+  assert np.isfinite(float(metrics["loss"])) and int(state.skipped) == 0
+  assert max(np.max(np.abs(a - b)) for a, b in zip(_params(state), before)) > 1e-4
+  if any(k.startswith(("ref_", "prev_")) for k in losses.spec(name).reads):  # SimPO is reference-free
+    with pytest.raises(KeyError, match="ref_graphdef"):
+      T.objectives.preference_loss(name, **kw)(policy, batch, None, {})
+
+
+def test_preference_loss_rejects_other_kinds():
+  with pytest.raises(ValueError, match="pairwise"):
+    T.objectives.preference_loss("ppo_clip")
+
+
 def test_listwise_loss_with_two_items_equals_dpo():
   policy, ref = _model(0), _model(1)
   rng = np.random.default_rng(3)

@@ -7,8 +7,10 @@
     loss, metrics = loss_fn(logp, batch)      # differentiate w.r.t. logp (the policy's log-probs)
 
 The config fields are described in `rljax.algorithms.presets`; `advantage` names a key of
-`ADVANTAGES`, `kl.schedule["name"]` a key of `KL_SCHEDULES`, and `loss` a registered loss that
-has a call adapter here (`_LOSS_CALLS`). `resolve` / `resolve_kernels` validate the config first.
+`ADVANTAGES`, `kl.schedule["name"]` a key of `KL_SCHEDULES`, and `loss` a registered loss of kind
+"policy": its registration (`rljax.losses.spec`) says which batch fields it reads, whether it
+computes its own KL term, and how to call it. `resolve` / `resolve_kernels` convert and validate the
+config once.
 
 **Uniform call convention.** `resolve(cfg)` returns `(advantage_fn, loss_fn)`, two
 `functools.partial` objects whose bound keywords are the estimator and kernel themselves, each a
@@ -65,12 +67,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from rljax import checks
 from rljax.algorithms import presets
-
-# Importing these modules registers their losses in `rljax.losses.registry`.
 from rljax.losses import advantages as adv_lib
-from rljax.losses import aggregation, apo, checks, entropy_mechanism, hpt, kdrl, nft, oreal, pf_ppo  # noqa: F401
-from rljax.losses import policy_gradient, registry, schedules, value  # noqa: F401
+from rljax.losses import aggregation, apo, kdrl, pf_ppo, registry, schedules, value
 from rljax.losses.kl import KINDS as KL_KINDS, kl_penalized_rewards, kl_penalty
 
 Batch = Mapping[str, Any]
@@ -102,61 +102,6 @@ KL_SCHEDULES: dict[str, Callable] = {
 KL_PLACES = ("loss", "reward", "none")
 
 
-def _policy_call(kernel, logp, b, plan):
-  return kernel(logp, b["old_logp"], b["advantages"], b["mask"])
-
-
-def _clip_cov_call(kernel, logp, b, plan):
-  return kernel(logp, b["old_logp"], b["advantages"], b["mask"], key=b["key"])
-
-
-def _reinforce_call(kernel, logp, b, plan):
-  return kernel(logp, b["advantages"], b["mask"])
-
-
-def _kdrl_call(kernel, logp, b, plan):
-  kl = plan["kl"]
-  return kernel(
-      logp, b["old_logp"], b[kl["target"]], b["advantages"], b["mask"], b["rewards"],
-      kl_coef=_kl_coef(kl, b), kl_kind=kl["kind"], group_size=plan["group_size"],
-  )
-
-
-def _nft_call(kernel, logp, b, plan):
-  n = plan["group_size"]
-  group_acc = jnp.repeat(_group_mean(b["rewards"], n), n)
-  return kernel(logp, b["old_logp"], b["mask"], b["rewards"], group_acc)
-
-
-def _oreal_call(kernel, logp, b, plan):
-  kl = plan["kl"]
-  return kernel(
-      logp, b["old_logp"], b[kl["target"]], b["advantages"], b["mask"], b.get("token_weights"),
-      kl_coef=_kl_coef(kl, b), kl_kind=kl["kind"],
-  )
-
-
-def _hpt_call(kernel, logp, b, plan):
-  group_acc = _group_mean(b["rewards"], plan["group_size"])
-  return kernel(logp, b["old_logp"], b["advantages"], b["mask"], b["demo_logp"], b["demo_mask"], group_acc)
-
-
-# loss name -> (call adapter, batch keys it reads besides logp, computes its own KL term)
-_LOSS_CALLS: dict[str, tuple[Callable, tuple[str, ...], bool]] = {
-    "ppo_clip": (_policy_call, ("old_logp", "advantages", "mask"), False),
-    "gspo": (_policy_call, ("old_logp", "advantages", "mask"), False),
-    "cispo": (_policy_call, ("old_logp", "advantages", "mask"), False),
-    "kl_cov": (_policy_call, ("old_logp", "advantages", "mask"), False),
-    "clip_cov": (_clip_cov_call, ("old_logp", "advantages", "mask", "key"), False),
-    "reinforce": (_reinforce_call, ("advantages", "mask"), False),
-    "kdrl": (_kdrl_call, ("old_logp", "advantages", "mask", "rewards"), True),
-    "nft": (_nft_call, ("old_logp", "mask", "rewards"), False),
-    "oreal": (_oreal_call, ("old_logp", "advantages", "mask"), True),
-    "hpt": (_hpt_call, ("old_logp", "advantages", "mask", "demo_logp", "demo_mask", "rewards"), False),
-}
-"""Losses `resolve` knows how to call with the uniform `(logp, batch)` convention."""
-
-
 # ------------------------------------------------------------------------------------------------
 # Resolution
 
@@ -167,13 +112,14 @@ def _as_dict(config) -> dict:
   return copy.deepcopy(dict(config))
 
 
-def _validate(c: dict) -> None:
+def _validate(c: dict) -> registry.LossSpec:
+  """Checks every name and switch of a converted config; returns the loss's registration."""
   if c["advantage"] not in ADVANTAGES:
     raise KeyError(f"unknown advantage estimator {c['advantage']!r}; known: {', '.join(sorted(ADVANTAGES))}")
-  registry.get(c["loss"])  # KeyError listing the registered losses
-  if c["loss"] not in _LOSS_CALLS:
-    raise KeyError(f"loss {c['loss']!r} is registered but has no uniform call adapter; "
-                   f"supported: {', '.join(sorted(_LOSS_CALLS))}")
+  spec = registry.spec(c["loss"])  # KeyError listing the registered losses
+  if spec.kind != "policy":
+    raise ValueError(f"loss {c['loss']!r} is a {spec.kind} loss; an algorithm preset needs a policy loss: "
+                     f"{', '.join(registry.names('policy'))}.")
   checks.check_choice("agg", c["agg"], aggregation.MODES)
   kl = c["kl"]
   checks.check_choice("kl.where", kl["where"], KL_PLACES)
@@ -186,7 +132,7 @@ def _validate(c: dict) -> None:
       raise ValueError("a KL schedule is only supported with kl.where='loss'.")
   if kl.get("schedule") and kl["schedule"]["name"] not in KL_SCHEDULES:
     raise KeyError(f"unknown KL schedule {kl['schedule']['name']!r}; known: {', '.join(sorted(KL_SCHEDULES))}")
-  if c.get("dads", {}).get("enabled") and (kl["where"] != "loss" or _LOSS_CALLS[c["loss"]][2]):
+  if c.get("dads", {}).get("enabled") and (kl["where"] != "loss" or spec.own_kl):
     raise ValueError("DADS weights the KL loss term: it needs kl.where='loss' and a loss without its own KL.")
   if c["advantage"] == "gae" and not c["critic"]["enabled"]:
     raise ValueError("the 'gae' estimator needs critic values: set critic.enabled=True.")
@@ -195,6 +141,15 @@ def _validate(c: dict) -> None:
   n = c["group_size"]
   if isinstance(n, bool) or not isinstance(n, int) or n < 1:
     raise ValueError(f"`group_size` must be a positive int, got {n!r}.")
+  return spec
+
+
+def _plan(config) -> dict:
+  """The config converted to a plain dict and validated once, with the derived `inputs`."""
+  c = _as_dict(config)
+  spec = _validate(c)
+  c["inputs"] = _inputs(c, spec)
+  return c
 
 
 def _uses_keep(c: Mapping) -> bool:
@@ -203,17 +158,10 @@ def _uses_keep(c: Mapping) -> bool:
 
 def _loss_kl_applies(c: Mapping) -> bool:
   """The generic KL-as-loss term (not computed inside the kernel)."""
-  return c["kl"]["where"] == "loss" and not _LOSS_CALLS[c["loss"]][2]
+  return c["kl"]["where"] == "loss" and not registry.spec(c["loss"]).own_kl
 
 
-def required_inputs(config) -> dict[str, tuple[str, ...]]:
-  """Batch keys read by the resolved callables: {"advantage": ..., "loss": ...}.
-
-  The loss keys include the advantage stage's outputs ("advantages", "returns", "keep"), which the
-  caller merges into the batch (`batch |= advantage_fn(batch)`). "token_weights" (OREAL) is optional
-  and not listed.
-  """
-  c = _as_dict(config)
+def _inputs(c: Mapping, spec: registry.LossSpec) -> dict[str, tuple[str, ...]]:
   name, kl = c["advantage"], c["kl"]
   adv = ["rewards", "mask"]
   if name == "gae":
@@ -224,13 +172,12 @@ def required_inputs(config) -> dict[str, tuple[str, ...]]:
     adv += ["old_logp", kl["target"]]
   if c.get("filter", {}).get("strategy") == "best_random":
     adv.append("key")
-  outputs = ["advantages"] + (["returns"] if name in _TOKEN_ESTIMATORS else [])
-  if _uses_keep(c):
-    outputs.append("keep")
 
-  loss = list(_LOSS_CALLS[c["loss"]][1])
+  loss = [k for k in spec.reads if k != "logp"]
+  if spec.own_kl:  # the kernel takes its KL target as an input even when its coefficient is 0
+    loss.append(kl["target"])
   if kl["where"] == "loss":
-    if c["loss"] in ("kdrl", "oreal") or _loss_kl_applies(c):
+    if _loss_kl_applies(c):
       loss.append(kl["target"])
     if kl.get("schedule"):
       loss.append("step")
@@ -247,6 +194,16 @@ def required_inputs(config) -> dict[str, tuple[str, ...]]:
   return {"advantage": dedup(adv), "loss": dedup(loss)}
 
 
+def required_inputs(config) -> dict[str, tuple[str, ...]]:
+  """Batch keys read by the resolved callables: {"advantage": ..., "loss": ...}.
+
+  The loss keys are the loss's registered `reads` (less `logp`, the argument being differentiated)
+  plus what the preset's switches add, and include the advantage stage's outputs ("advantages",
+  "returns", "keep"), which the caller merges into the batch (`batch |= advantage_fn(batch)`).
+  "token_weights" (OREAL) is optional and not listed.
+  """
+  return _plan(config)["inputs"]
+
 
 def get(name: str) -> ml_collections.ConfigDict:
   """`presets.get(name)` plus the derived `inputs` field (`required_inputs`); this is `rljax.algorithms.get`.
@@ -254,7 +211,7 @@ def get(name: str) -> ml_collections.ConfigDict:
   A fresh, unlocked `ConfigDict`; a `KeyError` lists the known names for an unknown `name`.
   """
   cfg = presets.get(name)
-  cfg.inputs = required_inputs(cfg)
+  cfg.inputs = _plan(cfg)["inputs"]
   return cfg
 
 
@@ -262,12 +219,6 @@ def _require(batch: Batch, keys, what: str) -> None:
   missing = [k for k in keys if k not in batch]
   if missing:
     raise KeyError(f"{what} needs batch keys {missing} (required: {list(keys)}); see required_inputs(config).")
-
-
-def _group_mean(x: jax.Array, n: int) -> jax.Array:
-  """`f[G]` mean of contiguous groups of n entries of `x: f[B]`."""
-  (x,) = checks.as_compute(x)
-  return jnp.mean(x.reshape(-1, n), axis=-1)
 
 
 def _kl_coef(kl: Mapping, batch: Batch):
@@ -348,17 +299,19 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
 def _compute_loss(logp: jax.Array, batch: Batch, *, plan: Mapping, kernel: Callable):
   """loss_fn(logp, batch) -> (loss, metrics) (see the module docstring)."""
   _require(batch, plan["inputs"]["loss"], f"loss {plan['loss']!r}")
-  call, _, _ = _LOSS_CALLS[plan["loss"]]
   mask = jnp.asarray(batch["mask"], bool)
   if _uses_keep(plan):
     mask = mask & jnp.asarray(batch["keep"], bool)[:, None]
-  b = {**batch, "mask": mask}
-  pg, kernel_metrics = call(kernel, logp, b, plan)
+  b = {**batch, "logp": logp, "mask": mask}
+  kl = plan["kl"]
+  ctx = {"group_size": plan["group_size"], "kl_coef": _kl_coef(kl, b), "kl_kind": kl["kind"],
+         "kl_target": kl["target"]}
+  pg, kernel_metrics = registry.spec(plan["loss"])(kernel, b, ctx)
   metrics = {**kernel_metrics, "pg_loss": pg}
   loss = pg
-  kl, agg = plan["kl"], plan["agg"]
+  agg = plan["agg"]
   if _loss_kl_applies(plan):
-    coef = _kl_coef(kl, b)
+    coef = ctx["kl_coef"]
     dads = plan.get("dads", {})
     if dads.get("enabled"):
       adv = jnp.asarray(b["advantages"])
@@ -385,14 +338,18 @@ def _compute_loss(logp: jax.Array, batch: Batch, *, plan: Mapping, kernel: Calla
   return loss, checks.stop_metrics(metrics)
 
 
+def _kernels(c: Mapping) -> tuple[functools.partial, functools.partial]:
+  estimator = functools.partial(ADVANTAGES[c["advantage"]], **c["advantage_kwargs"])
+  # `agg` reaches kernels that aggregate tokens; sequence-level ones (A-LoL) reduce per example.
+  kernel = registry.bind(c["loss"], agg=c["agg"])
+  return estimator, functools.partial(kernel.func, **kernel.keywords, **c["loss_kwargs"])
+
+
 def resolve_kernels(config) -> tuple[functools.partial, functools.partial]:
   """The raw `(estimator, kernel)`: `partial(ADVANTAGES[advantage], **advantage_kwargs)` and
-  `partial(registry.get(loss), agg=agg, **loss_kwargs)`, with their own signatures."""
-  c = _as_dict(config)
-  _validate(c)
-  estimator = functools.partial(ADVANTAGES[c["advantage"]], **c["advantage_kwargs"])
-  kernel = functools.partial(registry.get(c["loss"]), agg=c["agg"], **c["loss_kwargs"])
-  return estimator, kernel
+  `partial(registry.get(loss), agg=agg, **loss_kwargs)` (`agg` only where the kernel takes it), with
+  their own signatures."""
+  return _kernels(_plan(config))
 
 
 def resolve(config) -> tuple[functools.partial, functools.partial]:
@@ -401,13 +358,13 @@ def resolve(config) -> tuple[functools.partial, functools.partial]:
       advantage_fn(batch) -> {"advantages": ..., ["returns"], ["keep"]}
       loss_fn(logp, batch) -> (loss, metrics)
 
-  Both are `functools.partial`s of module functions with the snapshot of the config (`plan`) and
-  the named estimator / loss kernel (`resolve_kernels`) bound as keywords. Raises `KeyError` for an
-  unknown estimator, loss or schedule name and `ValueError` for inconsistent switches.
+  Both are `functools.partial`s of module functions with the snapshot of the config (`plan`,
+  converted and validated once) and the named estimator / loss kernel (`resolve_kernels`) bound as
+  keywords. Raises `KeyError` for an unknown estimator, loss or schedule name and `ValueError` for
+  inconsistent switches or a loss that is not a policy loss.
   """
-  c = _as_dict(config)
-  estimator, kernel = resolve_kernels(c)
-  c["inputs"] = required_inputs(c)
+  c = _plan(config)
+  estimator, kernel = _kernels(c)
   plan = _freeze(c)
   return (functools.partial(_compute_advantages, plan=plan, estimator=estimator),
           functools.partial(_compute_loss, plan=plan, kernel=kernel))

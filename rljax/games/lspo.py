@@ -24,7 +24,8 @@ import optax
 from rljax.games import cfr
 from rljax.games import cheap_talk as ct
 from rljax.games import kmeans as km
-from rljax.losses import checks, dpo_loss
+from rljax import checks
+from rljax.losses import dpo_loss
 
 
 class LSPOConfig(NamedTuple):

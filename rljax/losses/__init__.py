@@ -33,7 +33,7 @@ from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalized_
 from rljax.losses.listwise import lambda_weights, lipo_loss
 from rljax.losses.nash import geometric_mixture_logits, nash_md_pg_loss
 from rljax.losses.nft import nft_loss
-from rljax.losses.nlpo import nlpo_masked_logits, top_p_mask
+from rljax.losses.nlpo import nlpo_masked_logits
 from rljax.losses.offline_pg import advantage_filter, alol_loss, priority_probs
 from rljax.losses.oreal import oreal_loss
 from rljax.losses.pf_ppo import pf_ppo_filter, pf_ppo_resample
@@ -49,10 +49,11 @@ from rljax.losses.preference import (
     rdpo_loss,
     simpo_loss,
 )
-from rljax.losses.reductions import mask_count, masked_mean, masked_sum, sequence_logps
-from rljax.losses.registry import bind, get, names, register
+from rljax.losses.registry import LossSpec, bind, get, names, register, spec
 from rljax.losses.regression import rebel_loss, refuel_loss
 from rljax.losses.reward_model import bt_reward_loss, polar_loss
 from rljax.losses.schedules import grpo_d_kl_schedule
-from rljax.losses.token_logps import token_logps
 from rljax.losses.value import entropy_from_logits, value_loss
+
+# The array ops every loss is written with, re-exported for `from rljax.losses import token_logps`.
+from rljax.ops import mask_count, masked_mean, masked_sum, sequence_logps, token_logps, top_p_mask

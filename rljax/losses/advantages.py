@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rljax.losses import checks
+from rljax import checks
+from rljax.ops.masks import at_last_token
 
 SCALES = ("group", "batch", "none")
 BASELINES = ("none", "group")
@@ -95,18 +96,6 @@ def _std(centered: jax.Array, count: jax.Array, ddof: int) -> jax.Array:
 def _safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
   """num / den, with 0 where den == 0 (then num is 0 too: a constant group with eps = 0)."""
   return jnp.where(den > 0, num / jnp.where(den > 0, den, 1), 0)
-
-
-def _last_token(mask: jax.Array) -> jax.Array:
-  """`bool[B, T]`, True at the last True of each row of `mask` (nowhere for an empty row)."""
-  length = mask.shape[-1]
-  last = length - 1 - jnp.argmax(mask[:, ::-1], axis=-1)
-  return (jnp.arange(length) == last[:, None]) & mask
-
-
-def _at_last_token(scores: jax.Array, mask: jax.Array) -> jax.Array:
-  """Token rewards `f[B, T]`: each row's score at its last valid token (EOS), 0 elsewhere."""
-  return jnp.where(_last_token(mask), scores[:, None], 0)
 
 
 def _gae_scan(rewards, values, mask, gamma, lam) -> jax.Array:
@@ -268,7 +257,7 @@ def reinforce_pp_advantages(
     if group_size is not None:
       raise ValueError("`group_size` is only used with baseline='group'.")
     (scores,) = checks.as_compute(rewards)
-  token_rewards = _at_last_token(scores, mask)
+  token_rewards = at_last_token(scores, mask)
   if token_kl is not None:
     checks.check_same_shape(mask=mask, token_kl=token_kl)
     checks.check_nonnegative("kl_coef", kl_coef)
@@ -304,7 +293,7 @@ def remax_advantages(
     if jnp.shape(rewards) != (B,):
       raise ValueError(f"`rewards` has shape {jnp.shape(rewards)}, expected ({B},) or {(B, T)}.")
     rewards, greedy = checks.as_compute(rewards, greedy_rewards)
-    token_rewards = _at_last_token(rewards, mask)
+    token_rewards = at_last_token(rewards, mask)
   else:
     checks.check_same_shape(2, rewards=rewards, mask=mask)
     rewards, greedy = checks.as_compute(rewards, greedy_rewards)

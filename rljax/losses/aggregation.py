@@ -26,7 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 
 MODES = ("token-mean", "token-sum", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
@@ -64,3 +64,13 @@ def aggregate(loss_mat: jax.Array, mask: jax.Array, mode: str = "token-mean", *,
   """Scalar loss from per-token `loss_mat: f[B, T]` and `mask: bool[B, T]` (modes in the module doc)."""
   num, den = aggregate_parts(loss_mat, mask, mode, norm=norm)
   return num / jnp.where(den > 0, den, 1)
+
+
+def aggregate_with_parts(
+    loss_mat: jax.Array, mask: jax.Array, mode: str, *, norm: float | None = None
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """`aggregate` together with the metrics `loss_numerator` / `loss_denominator` that a train step
+  sums over micro-batches for exact accumulation."""
+  num, den = aggregate_parts(loss_mat, mask, mode, norm=norm)
+  return num / jnp.where(den > 0, den, 1), {"loss_numerator": num, "loss_denominator": den}
+

@@ -31,9 +31,10 @@ import math
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import aggregation, checks
+from rljax import checks
+from rljax.losses import aggregation
 from rljax.losses.kl import kl_penalty
-from rljax.losses.reductions import masked_mean
+from rljax.ops.reductions import masked_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -91,7 +92,7 @@ def apo_stcr_scale(rewards: jax.Array, lengths: jax.Array, *, base: float = 1.00
   return 1 + jnp.where(penalise, -jnp.expm1(-excess * log_base), 0)
 
 
-@register("weighted_seq_kl")
+@register("weighted_seq_kl", kind="policy", reads=("logp", "ref_logp", "mask", "seq_weights"))
 def weighted_seq_kl_loss(
     logp: jax.Array,
     ref_logp: jax.Array,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 
 
 def aspo_advantages(

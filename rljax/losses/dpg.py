@@ -17,13 +17,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
 
 
-@register("dpg")
+@register("dpg", kind="sequence", reads=("seq_logps", "target_logps", "proposal_logps"))
 def dpg_loss(
     seq_logps: jax.Array,
     target_unnorm_logps: jax.Array,

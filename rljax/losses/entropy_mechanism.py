@@ -29,9 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.losses import checks
-from rljax.losses.policy_gradient import _aggregate, _check_clip, _clipped_surrogate, _frac, _policy_inputs
-from rljax.losses.reductions import masked_mean
+from rljax import checks
+from rljax.losses import aggregation
+from rljax.losses.policy_gradient import clipped_surrogate, policy_inputs
+from rljax.ops.reductions import masked_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -57,7 +58,7 @@ def token_covariance(logp: jax.Array, advantages: jax.Array, mask: jax.Array) ->
     advantages: `f[B, T]`, or `f[B]` broadcast over tokens.
     mask: `bool[B, T]`.
   """
-  logp, _, adv, mask = _policy_inputs(logp, logp, advantages, mask, "token-mean")
+  logp, _, adv, mask = policy_inputs(logp, logp, advantages, mask, "token-mean")
   return _covariance(logp, adv, mask)
 
 
@@ -104,7 +105,11 @@ def _cov_metrics(cov, mask, selected, k):
   }
 
 
-@register("clip_cov")
+def _clip_cov_call(fn, b, ctx):
+  return fn(b["logp"], b["old_logp"], b["advantages"], b["mask"], key=b["key"])
+
+
+@register("clip_cov", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "key"), call=_clip_cov_call)
 def clip_cov_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -152,12 +157,12 @@ def clip_cov_loss(
   lb, ub = checks.concrete_value(cov_lb), checks.concrete_value(cov_ub)
   if lb is not None and ub is not None and not lb < ub:
     raise ValueError(f"`cov_lb` must be < `cov_ub`, got cov_lb={lb}, cov_ub={ub}.")
-  _check_clip("clip_low", clip_low)
-  _check_clip("clip_high", clip_high)
-  logp, old_logp, adv, mask = _policy_inputs(logp, old_logp, advantages, mask, agg)
+  checks.check_clip("clip_low", clip_low)
+  checks.check_clip("clip_high", clip_high)
+  logp, old_logp, adv, mask = policy_inputs(logp, old_logp, advantages, mask, agg)
 
   delta = logp - old_logp
-  loss_mat, is_clipped = _clipped_surrogate(jnp.exp(delta), adv, clip_low, clip_high)
+  loss_mat, is_clipped = clipped_surrogate(jnp.exp(delta), adv, clip_low, clip_high)
   cov = _covariance(logp, adv, mask)
   candidates = mask & ~is_clipped & (cov > cov_lb) & (cov < cov_ub)
   k, k_max = _dynamic_k(clip_ratio, jnp.sum(mask, dtype=jnp.int32), mask.size)
@@ -168,9 +173,9 @@ def clip_cov_loss(
   selected = _select_top(scores, flat_candidates, k, k_max).reshape(mask.shape)
   loss_mat = jnp.where(selected, 0, loss_mat)
 
-  loss, parts = _aggregate(loss_mat, mask, agg)
+  loss, parts = aggregation.aggregate_with_parts(loss_mat, mask, agg)
   metrics = {
-      "clipfrac": _frac(is_clipped, mask),
+      "clipfrac": masked_mean(is_clipped.astype(jnp.float32), mask),
       **_cov_metrics(cov, mask, selected, k),
       "approx_kl": masked_mean(-delta, mask),
       **parts,
@@ -178,7 +183,7 @@ def clip_cov_loss(
   return loss, checks.stop_metrics(metrics)
 
 
-@register("kl_cov")
+@register("kl_cov", kind="policy", reads=("logp", "old_logp", "advantages", "mask"))
 def kl_cov_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -213,7 +218,7 @@ def kl_cov_loss(
   """
   _check_ratio("kl_ratio", kl_ratio)
   checks.check_nonnegative("kl_coef", kl_coef)
-  logp, old_logp, adv, mask = _policy_inputs(logp, old_logp, advantages, mask, agg)
+  logp, old_logp, adv, mask = policy_inputs(logp, old_logp, advantages, mask, agg)
 
   delta = logp - old_logp
   ratio = jnp.exp(delta)
@@ -225,7 +230,7 @@ def kl_cov_loss(
   abs_delta = delta * jax.lax.stop_gradient(jnp.sign(delta))
   loss_mat = -adv * ratio + jnp.where(selected, kl_coef * abs_delta, 0)
 
-  loss, parts = _aggregate(loss_mat, mask, agg)
+  loss, parts = aggregation.aggregate_with_parts(loss_mat, mask, agg)
   metrics = {
       "clipfrac": jnp.zeros((), loss_mat.dtype),
       **_cov_metrics(cov, mask, selected, k),

@@ -34,11 +34,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.advantages import broadcast_to_tokens
 from rljax.losses import aggregation
 from rljax.losses.aggregation import aggregate_parts
 from rljax.losses.policy_gradient import ppo_clip_loss
+from rljax.ops.reductions import group_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -71,7 +72,7 @@ def ppo_stable_mask(
   return ~(((adv > 0) & (r > 1 + clip_high)) | ((adv < 0) & (r < 1 - clip_low)))
 
 
-@register("upge")
+@register("upge", kind="policy", reads=("logp", "log_denominator", "advantages", "mask", "stable_mask"))
 def unified_pg_loss(
     logp: jax.Array,
     log_denominator: jax.Array,
@@ -166,7 +167,12 @@ def hpt_gate(group_acc: jax.Array, *, gamma: float = 0.0, mode: str = "switch", 
   return jax.nn.sigmoid((acc - gamma) / temperature)
 
 
-@register("hpt")
+def _hpt_call(fn, b, ctx):
+  group_acc = group_mean(b["rewards"], ctx["group_size"])
+  return fn(b["logp"], b["old_logp"], b["advantages"], b["mask"], b["demo_logp"], b["demo_mask"], group_acc)
+
+
+@register("hpt", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "demo_logp", "demo_mask", "rewards"), call=_hpt_call)
 def hpt_loss(
     logp: jax.Array,
     old_logp: jax.Array,

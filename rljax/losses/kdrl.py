@@ -28,7 +28,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses import aggregation
 from rljax.losses.aggregation import aggregate_parts
 from rljax.losses.kl import kl_penalty
@@ -147,7 +147,12 @@ def kd_loss(
   return loss, checks.stop_metrics(metrics)
 
 
-@register("kdrl")
+def _kdrl_call(fn, b, ctx):
+  return fn(b["logp"], b["old_logp"], b[ctx["kl_target"]], b["advantages"], b["mask"], b["rewards"],
+            kl_coef=ctx["kl_coef"], kl_kind=ctx["kl_kind"], group_size=ctx["group_size"])
+
+
+@register("kdrl", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "rewards"), own_kl=True, call=_kdrl_call)
 def kdrl_loss(
     logp: jax.Array,
     old_logp: jax.Array,

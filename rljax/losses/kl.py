@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rljax.losses import checks
-from rljax.losses.advantages import _at_last_token
+from rljax import checks
+from rljax.ops.masks import at_last_token
 
 KINDS = ("k1", "k2", "k3", "abs")
 
@@ -134,7 +134,7 @@ def kl_penalized_rewards(
   mask = jnp.asarray(mask, bool)
   kl = kl_penalty(logp, ref_logp, kind=kind, clamp=clamp)
   (scores,) = checks.as_compute(scores)
-  rewards = jnp.where(mask, -kl_coef * kl, 0) + _at_last_token(scores.astype(kl.dtype), mask)
+  rewards = jnp.where(mask, -kl_coef * kl, 0) + at_last_token(scores.astype(kl.dtype), mask)
   return lax.stop_gradient(rewards)
 
 

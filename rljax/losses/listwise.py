@@ -20,7 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -106,7 +106,7 @@ def _softmax_ce(s: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
   return -jnp.sum(jnp.where(mask, target * log_softmax, 0), axis=-1)
 
 
-@register("lipo")
+@register("lipo", kind="listwise", reads=("logps", "ref_logps", "labels", "list_mask"))
 def lipo_loss(
     policy_logps: jax.Array,
     ref_logps: jax.Array,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.aggregation import MODES, aggregate_parts
 from rljax.losses.registry import register
 
@@ -52,7 +52,7 @@ def geometric_mixture_logits(logits: jax.Array, ref_logits: jax.Array, *, beta: 
   return jax.nn.log_softmax(mixed, axis=-1)
 
 
-@register("nash_md_pg")
+@register("nash_md_pg", kind="policy", reads=("logp", "ref_logp", "pref_prob", "mask"))
 def nash_md_pg_loss(
     policy_logps: jax.Array,
     ref_logps: jax.Array,

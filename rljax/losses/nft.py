@@ -31,9 +31,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses import aggregation
 from rljax.losses.aggregation import aggregate_parts
+from rljax.ops.reductions import group_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -80,7 +81,13 @@ def implicit_negative_logratio(
   return jnp.where(proxy > 0, jnp.log(jnp.where(proxy > 0, proxy, 1)), -jnp.inf)
 
 
-@register("nft")
+def _nft_call(fn, b, ctx):
+  n = ctx["group_size"]
+  group_acc = jnp.repeat(group_mean(b["rewards"], n), n)
+  return fn(b["logp"], b["old_logp"], b["mask"], b["rewards"], group_acc)
+
+
+@register("nft", kind="policy", reads=("logp", "old_logp", "mask", "rewards"), call=_nft_call)
 def nft_loss(
     logp: jax.Array,
     old_logp: jax.Array,

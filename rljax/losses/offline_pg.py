@@ -27,8 +27,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
-from rljax.losses.reductions import masked_mean, masked_sum
+from rljax import checks
+from rljax.ops.reductions import masked_mean, masked_sum
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -43,7 +43,7 @@ def _clip(ratio: jax.Array, clip_eps: float | None) -> jax.Array:
   return jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
 
 
-@register("alol")
+@register("alol", kind="policy", reads=("logp", "ref_logp", "mask", "weights"))
 def alol_loss(
     policy_token_logps: jax.Array,
     ref_token_logps: jax.Array,

@@ -27,13 +27,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.advantages import broadcast_to_tokens, grpo_advantages, rloo_advantages
 from rljax.losses import aggregation
 from rljax.losses.aggregation import aggregate_parts
 from rljax.losses.kl import KINDS as KL_KINDS, kl_penalty
 from rljax.losses.policy_gradient import ppo_clip_loss
-from rljax.losses.reductions import masked_mean
+from rljax.ops.reductions import masked_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -107,7 +107,13 @@ def token_rm_weights(
   return jnp.where(mask, jnp.clip((q - threshold) / (1 - threshold), 0, 1), 0)
 
 
-@register("oreal")
+def _oreal_call(fn, b, ctx):
+  # `token_weights` (the token-level reward model's) is optional: None weighs every token 1.
+  return fn(b["logp"], b["old_logp"], b[ctx["kl_target"]], b["advantages"], b["mask"], b.get("token_weights"),
+            kl_coef=ctx["kl_coef"], kl_kind=ctx["kl_kind"])
+
+
+@register("oreal", kind="policy", reads=("logp", "old_logp", "advantages", "mask"), own_kl=True, call=_oreal_call)
 def oreal_loss(
     logp: jax.Array,
     old_logp: jax.Array,

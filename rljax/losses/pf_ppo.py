@@ -28,7 +28,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 
 STRATEGIES = ("none", "bon", "best_random", "best_worst")
 RESAMPLE_METHODS = ("pow", "max_min", "max_random")

@@ -21,14 +21,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import aggregation, checks
-from rljax.losses.reductions import masked_mean
+from rljax import checks
+from rljax.losses import aggregation
+from rljax.ops.reductions import masked_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
 
 
-def _policy_inputs(logp, old_logp, advantages, mask, agg):
+def policy_inputs(logp, old_logp, advantages, mask, agg):
   """Validates shapes and `agg`; returns compute-dtype `(logp, old_logp, adv, mask)`, padding zeroed.
 
   `old_logp` and `adv` come back stop-gradient; `adv` is `f[B, T]` even when given as `f[B]`.
@@ -55,25 +56,6 @@ def _token_arrays(logp, old_logp, advantages, mask, batch, length):
   return zero(logp), zero(old_logp), zero(adv), mask
 
 
-def _aggregate(loss_mat, mask, agg) -> tuple[jax.Array, Metrics]:
-  """`aggregate(loss_mat, mask, agg)` together with its numerator/denominator metrics."""
-  num, den = aggregation.aggregate_parts(loss_mat, mask, agg)
-  return num / jnp.where(den > 0, den, 1), {"loss_numerator": num, "loss_denominator": den}
-
-
-def _check_clip(name: str, value, *, allow_none: bool = False) -> None:
-  if value is None:
-    if not allow_none:
-      raise ValueError(f"`{name}` must be a number >= 0 (jnp.inf disables it), got None.")
-    return
-  checks.check_nonnegative(name, value)
-
-
-def _check_optional_positive(name: str, value) -> None:
-  if value is not None:
-    checks.check_positive(name, value)
-
-
 def _log_ratio(logp, old_logp, clamp):
   delta = logp - old_logp
   if clamp is not None:
@@ -81,7 +63,7 @@ def _log_ratio(logp, old_logp, clamp):
   return delta
 
 
-def _clipped_surrogate(ratio, adv, clip_low, clip_high) -> tuple[jax.Array, jax.Array]:
+def clipped_surrogate(ratio, adv, clip_low, clip_high) -> tuple[jax.Array, jax.Array]:
   """PPO's pessimistic surrogate max(−A·r, −A·clip(r, 1−ε_l, 1+ε_h)) and where the clipped branch wins."""
   unclipped = -adv * ratio
   clipped = -adv * jnp.clip(ratio, 1.0 - clip_low, 1.0 + clip_high)
@@ -92,11 +74,7 @@ def _clipped_surrogate(ratio, adv, clip_low, clip_high) -> tuple[jax.Array, jax.
   return jnp.where(is_clipped, clipped, unclipped), is_clipped
 
 
-def _frac(flag, mask):
-  return masked_mean(flag.astype(jnp.float32), mask)
-
-
-@register("ppo_clip")
+@register("ppo_clip", kind="policy", reads=("logp", "old_logp", "advantages", "mask"))
 def ppo_clip_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -140,18 +118,18 @@ def ppo_clip_loss(
   Metrics: `clipfrac` (ℓ² > ℓ¹, verl's `pg_clipfrac`), `clipfrac_lower` (dual cap active),
   `approx_kl` (mean −δ after the clamp), `ratio_mean`, `loss_numerator`, `loss_denominator`.
   """
-  _check_clip("clip_low", clip_low)
-  _check_clip("clip_high", clip_high)
+  checks.check_clip("clip_low", clip_low)
+  checks.check_clip("clip_high", clip_high)
   if dual_clip is not None:
     c = checks.concrete_value(dual_clip)
     if c is not None and not c > 1:
       raise ValueError(f"`dual_clip` must be > 1 (or None), got {c}.")
-  _check_optional_positive("log_ratio_clamp", log_ratio_clamp)
-  logp, old_logp, adv, mask = _policy_inputs(logp, old_logp, advantages, mask, agg)
+  checks.check_optional_positive("log_ratio_clamp", log_ratio_clamp)
+  logp, old_logp, adv, mask = policy_inputs(logp, old_logp, advantages, mask, agg)
 
   delta = _log_ratio(logp, old_logp, log_ratio_clamp)
   ratio = jnp.exp(delta)
-  loss_mat, is_clipped = _clipped_surrogate(ratio, adv, clip_low, clip_high)
+  loss_mat, is_clipped = clipped_surrogate(ratio, adv, clip_low, clip_high)
   if dual_clip is None:
     dual = jnp.zeros_like(mask)
   else:
@@ -159,10 +137,10 @@ def ppo_clip_loss(
     dual = (adv < 0) & (loss_mat > cap)
     loss_mat = jnp.where(dual, cap, loss_mat)
 
-  loss, parts = _aggregate(loss_mat, mask, agg)
+  loss, parts = aggregation.aggregate_with_parts(loss_mat, mask, agg)
   metrics = {
-      "clipfrac": _frac(is_clipped, mask),
-      "clipfrac_lower": _frac(dual, mask),
+      "clipfrac": masked_mean(is_clipped.astype(jnp.float32), mask),
+      "clipfrac_lower": masked_mean(dual.astype(jnp.float32), mask),
       "approx_kl": masked_mean(-delta, mask),
       "ratio_mean": masked_mean(ratio, mask),
       **parts,
@@ -170,7 +148,7 @@ def ppo_clip_loss(
   return loss, checks.stop_metrics(metrics)
 
 
-@register("gspo")
+@register("gspo", kind="policy", reads=("logp", "old_logp", "advantages", "mask"))
 def gspo_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -207,10 +185,10 @@ def gspo_loss(
   Metrics: `clipfrac`, `approx_kl` (token mean −δ), `ratio_mean` (token mean of s_{i,t}),
   `loss_numerator`, `loss_denominator`.
   """
-  _check_clip("clip_low", clip_low)
-  _check_clip("clip_high", clip_high)
-  _check_optional_positive("max_log_ratio", max_log_ratio)
-  logp, old_logp, adv, mask = _policy_inputs(logp, old_logp, advantages, mask, agg)
+  checks.check_clip("clip_low", clip_low)
+  checks.check_clip("clip_high", clip_high)
+  checks.check_optional_positive("max_log_ratio", max_log_ratio)
+  logp, old_logp, adv, mask = policy_inputs(logp, old_logp, advantages, mask, agg)
 
   delta = logp - old_logp
   lengths = jnp.sum(mask, axis=-1, dtype=delta.dtype)
@@ -220,11 +198,11 @@ def gspo_loss(
   if max_log_ratio is not None:
     log_tok = jnp.minimum(log_tok, max_log_ratio)
   ratio = jnp.exp(log_tok)
-  loss_mat, is_clipped = _clipped_surrogate(ratio, adv, clip_low, clip_high)
+  loss_mat, is_clipped = clipped_surrogate(ratio, adv, clip_low, clip_high)
 
-  loss, parts = _aggregate(loss_mat, mask, agg)
+  loss, parts = aggregation.aggregate_with_parts(loss_mat, mask, agg)
   metrics = {
-      "clipfrac": _frac(is_clipped, mask),
+      "clipfrac": masked_mean(is_clipped.astype(jnp.float32), mask),
       "approx_kl": masked_mean(-delta, mask),
       "ratio_mean": masked_mean(ratio, mask),
       **parts,
@@ -232,7 +210,7 @@ def gspo_loss(
   return loss, checks.stop_metrics(metrics)
 
 
-@register("cispo")
+@register("cispo", kind="policy", reads=("logp", "old_logp", "advantages", "mask"))
 def cispo_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -271,10 +249,10 @@ def cispo_loss(
   Metrics: `clipfrac` (weight clipped), `approx_kl`, `ratio_mean` (unclipped r),
   `loss_numerator`, `loss_denominator`.
   """
-  _check_clip("clip_low", clip_low, allow_none=True)
-  _check_clip("clip_high", clip_high, allow_none=True)
-  _check_optional_positive("log_ratio_clamp", log_ratio_clamp)
-  logp, old_logp, adv, mask = _policy_inputs(logp, old_logp, advantages, mask, agg)
+  checks.check_clip("clip_low", clip_low, allow_none=True)
+  checks.check_clip("clip_high", clip_high, allow_none=True)
+  checks.check_optional_positive("log_ratio_clamp", log_ratio_clamp)
+  logp, old_logp, adv, mask = policy_inputs(logp, old_logp, advantages, mask, agg)
 
   delta = _log_ratio(logp, old_logp, log_ratio_clamp)
   ratio = jax.lax.stop_gradient(jnp.exp(delta))
@@ -283,9 +261,9 @@ def cispo_loss(
   weight = jnp.clip(ratio, lo, hi)
   loss_mat = -weight * adv * logp
 
-  loss, parts = _aggregate(loss_mat, mask, agg)
+  loss, parts = aggregation.aggregate_with_parts(loss_mat, mask, agg)
   metrics = {
-      "clipfrac": _frac((ratio < lo) | (ratio > hi), mask),
+      "clipfrac": masked_mean(((ratio < lo) | (ratio > hi)).astype(jnp.float32), mask),
       "approx_kl": masked_mean(-delta, mask),
       "ratio_mean": masked_mean(ratio, mask),
       **parts,
@@ -293,7 +271,7 @@ def cispo_loss(
   return loss, checks.stop_metrics(metrics)
 
 
-@register("reinforce")
+@register("reinforce", kind="policy", reads=("logp", "advantages", "mask"))
 def reinforce_loss(
     logp: jax.Array,
     advantages: jax.Array,
@@ -319,6 +297,6 @@ def reinforce_loss(
   checks.check_choice("agg", agg, aggregation.MODES)
   batch, length = checks.check_same_shape(2, logp=logp, mask=mask)
   logp, _, adv, mask = _token_arrays(logp, logp, advantages, mask, batch, length)
-  loss, parts = _aggregate(-adv * logp, mask, agg)
+  loss, parts = aggregation.aggregate_with_parts(-adv * logp, mask, agg)
   metrics = {"logp_mean": masked_mean(logp, mask), **parts}
   return loss, checks.stop_metrics(metrics)

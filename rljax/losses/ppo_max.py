@@ -27,11 +27,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import aggregation, checks
+from rljax import checks
+from rljax.losses import aggregation
 from rljax.losses.advantages import gae, whiten
 from rljax.losses.kl import kl_penalized_rewards
 from rljax.losses.policy_gradient import ppo_clip_loss
-from rljax.losses.reductions import masked_mean
+from rljax.ops.reductions import masked_mean
 from rljax.losses.registry import register
 from rljax.losses.reward_model import bt_reward_loss
 from rljax.losses.value import value_loss
@@ -185,7 +186,7 @@ def ppo_max_advantages(
   return jax.lax.stop_gradient(adv), jax.lax.stop_gradient(returns), stats, checks.stop_metrics(metrics)
 
 
-@register("ppo_max")
+@register("ppo_max", kind="policy", reads=("logp", "old_logp", "advantages", "values", "old_values", "returns", "mask"))
 def ppo_max_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -230,7 +231,7 @@ def ppo_max_loss(
   return loss, checks.stop_metrics(metrics)
 
 
-@register("bt_lm")
+@register("bt_lm", kind="reward_model", reads=("chosen_rewards", "rejected_rewards", "chosen_token_logps", "chosen_mask"))
 def bt_lm_loss(
     chosen_rewards: jax.Array,
     rejected_rewards: jax.Array,

@@ -1,7 +1,7 @@
 """Pairwise preference losses on sequence log-probabilities (DPO family).
 
 Every function takes `f[B]` sequence log-probabilities (masked sums over response tokens, see
-`rljax.losses.reductions.sequence_logps`) and returns `(loss, metrics)`. All of them are one kernel,
+`rljax.ops.reductions.sequence_logps`) and returns `(loss, metrics)`. All of them are one kernel,
 `pairwise_loss`, applied to a margin
 
     h = (log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) − log π_ref(y_l|x))
@@ -21,10 +21,13 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
+
+# The batch fields of a DPO-family loss: policy and reference sequence log-probs of both responses.
+PAIR_READS = ("chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps")
 
 
 def pairwise_loss(
@@ -74,7 +77,7 @@ def _smoothed_sigmoid_link(beta, eps, debias: bool) -> Callable[[jax.Array], jax
   return link
 
 
-@register("dpo")
+@register("dpo", kind="pairwise", reads=PAIR_READS)
 def dpo_loss(
     policy_chosen_logps: jax.Array,
     policy_rejected_logps: jax.Array,
@@ -108,7 +111,7 @@ def dpo_loss(
   return pairwise_loss(link, chosen - rejected, beta * chosen, beta * rejected, reduction)
 
 
-@register("cdpo")
+@register("cdpo", kind="pairwise", reads=PAIR_READS)
 def cdpo_loss(
     policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, *,
     beta: float, epsilon: float, reduction: str = "mean",
@@ -127,7 +130,7 @@ def cdpo_loss(
   )
 
 
-@register("rdpo")
+@register("rdpo", kind="pairwise", reads=PAIR_READS)
 def rdpo_loss(
     policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, *,
     beta: float, epsilon: float, reduction: str = "mean",
@@ -151,7 +154,7 @@ def rdpo_loss(
   return pairwise_loss(link, chosen - rejected, beta * chosen, beta * rejected, reduction)
 
 
-@register("ipo")
+@register("ipo", kind="pairwise", reads=PAIR_READS)
 def ipo_loss(
     policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, *,
     beta: float, reduction: str = "mean",
@@ -170,7 +173,7 @@ def ipo_loss(
   return pairwise_loss(lambda h: (h - target) ** 2, chosen - rejected, beta * chosen, beta * rejected, reduction)
 
 
-@register("hinge")
+@register("hinge", kind="pairwise", reads=PAIR_READS)
 def hinge_loss(
     policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, *,
     beta: float, reduction: str = "mean",
@@ -185,7 +188,7 @@ def hinge_loss(
   )
 
 
-@register("simpo")
+@register("simpo", kind="pairwise", reads=("chosen_mean_logps", "rejected_mean_logps"))
 def simpo_loss(
     policy_chosen_logps: jax.Array,
     policy_rejected_logps: jax.Array,
@@ -209,7 +212,7 @@ def simpo_loss(
   return pairwise_loss(lambda h: jax.nn.softplus(gamma - beta * h), pc - pr, beta * pc, beta * pr, reduction)
 
 
-@register("inpo")
+@register("inpo", kind="pairwise", reads=("chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps", "prev_chosen_logps", "prev_rejected_logps"))
 def inpo_loss(
     policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
     prev_chosen_logps: jax.Array, prev_rejected_logps: jax.Array, *,

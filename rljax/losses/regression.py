@@ -25,7 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.preference import pairwise_loss
 from rljax.losses.registry import register
 
@@ -52,7 +52,7 @@ def _relative_regression(pa, pb, oa, ob, ra, rb, eta, reduction, names):
   return loss, {**metrics, **checks.stop_metrics(extra)}
 
 
-@register("rebel")
+@register("rebel", kind="regression", reads=("logps_a", "logps_b", "old_logps_a", "old_logps_b", "rewards_a", "rewards_b"))
 def rebel_loss(
     policy_logps_a: jax.Array,
     policy_logps_b: jax.Array,
@@ -87,7 +87,7 @@ def rebel_loss(
   )
 
 
-@register("refuel")
+@register("refuel", kind="regression", reads=("logps_a", "logps_b", "old_logps_a", "old_logps_b", "q_a", "q_b"))
 def refuel_loss(
     policy_logps_a: jax.Array,
     policy_logps_b: jax.Array,

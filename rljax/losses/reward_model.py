@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import jax
 
-from rljax.losses import checks
+from rljax import checks
 from rljax.losses.preference import pairwise_loss
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
 
 
-@register("bt_reward")
+@register("bt_reward", kind="reward_model", reads=("chosen_rewards", "rejected_rewards"))
 def bt_reward_loss(
     chosen_rewards: jax.Array,
     rejected_rewards: jax.Array,
@@ -57,7 +57,7 @@ def bt_reward_loss(
   return pairwise_loss(lambda h: jax.nn.softplus(m - h), rc - rr, rc, rr, reduction)
 
 
-@register("polar")
+@register("polar", kind="reward_model", reads=("same_rewards", "diff_rewards"))
 def polar_loss(
     r_same: jax.Array, r_diff: jax.Array, *, reduction: str = "mean"
 ) -> tuple[jax.Array, Metrics]:

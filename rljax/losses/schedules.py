@@ -19,7 +19,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 
 KINDS = ("ramp", "ramp_then_decay", "constant")
 

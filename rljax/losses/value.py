@@ -6,14 +6,15 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rljax.losses import aggregation, checks
-from rljax.losses.reductions import masked_mean
+from rljax import checks
+from rljax.losses import aggregation
+from rljax.ops.reductions import masked_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
 
 
-@register("value")
+@register("value", kind="value", reads=("values", "old_values", "returns", "mask"))
 def value_loss(
     values: jax.Array,
     old_values: jax.Array,

@@ -23,7 +23,7 @@ no more memory, so it is used here (measured temp memory in tests/test_heads.py)
 `token_logps`, forward-mode differentiation (`jax.jvp`) is therefore not supported.
 
 The softmax math is float32 (float64 under x64) whatever the compute dtype: the chunk matmul
-accumulates into float32 (`preferred_element_type`), then `rljax.losses.token_logps.chunk_stats`
+accumulates into float32 (`preferred_element_type`), then `rljax.ops.logps.chunk_stats`
 (shared with `token_logps`) reduces it.
 """
 
@@ -37,8 +37,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from rljax.losses import checks
-from rljax.losses.token_logps import chunk_dlogits, chunk_stats, default_chunk_size, map_chunks, slice_chunk
+from rljax import checks
+from rljax.ops.logps import chunk_dlogits, chunk_stats, default_chunk_size, map_chunks, slice_chunk
 
 ChunkSize = int | Literal["auto"] | None
 
@@ -143,7 +143,7 @@ def lm_head_token_logps(hidden: jax.Array, head_dv: jax.Array, targets: jax.Arra
     chunk_size: tokens per chunk along `T` (static). Peak float32 working memory is about
       `B · chunk_size · V · 4` bytes plus a float32 `[D, V]` gradient accumulator in the backward.
       `None` or `>= T`: one chunk. A non-multiple `T` ends with one shorter chunk. `"auto"`:
-      `rljax.losses.token_logps.default_chunk_size(B, V)`.
+      `rljax.ops.logps.default_chunk_size(B, V)`.
 
   Returns:
     `f32[B, T]` log-probabilities (float64 when an input is float64).

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from rljax import checks
 from rljax.sampling import processors
 
 
@@ -94,7 +95,7 @@ def generate(model: nnx.Module, prompt_tokens: jax.Array, prompt_mask: jax.Array
   params = processors.sampling_params(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                       greedy=greedy)
   for name, value, lo, hi in (("mixture_alpha", mixture_alpha, 0.0, 1.0), ("mask_top_p", mask_top_p, 1e-38, 1.0)):
-    v = processors._concrete(value)
+    v = checks.concrete_value(value)
     if v is not None and not lo <= v <= hi:
       raise ValueError(f"`{name}` must lie in [{lo:g}, {hi:g}], got {value}.")
   need = prompt_tokens.shape[1] + max_new_tokens

@@ -20,8 +20,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rljax import checks
 from rljax.losses import geometric_mixture_logits, nlpo_masked_logits
-from rljax.losses.nlpo import top_p_mask
+from rljax.ops.masks import top_p_mask
 
 
 def _f32(logits: jax.Array) -> jax.Array:
@@ -97,17 +98,16 @@ def sampling_params(*, temperature=1.0, top_k=None, top_p=None, min_p=None, gree
   Raises ValueError for temperature ≤ 0 without `greedy`, top_p outside (0, 1], a negative top_k or
   min_p outside [0, 1].
   """
-  checks = [
-      (not greedy and temperature is not None and _concrete(temperature) is not None
-       and _concrete(temperature) <= 0, f"`temperature` must be > 0 unless greedy=True, got {temperature}."),
-      (top_p is not None and _concrete(top_p) is not None and not 0 < _concrete(top_p) <= 1,
-       f"`top_p` must lie in (0, 1], got {top_p}."),
-      (top_k is not None and _concrete(top_k) is not None and _concrete(top_k) < 0,
-       f"`top_k` must be >= 0 (0 disables it), got {top_k}."),
-      (min_p is not None and _concrete(min_p) is not None and not 0 <= _concrete(min_p) <= 1,
-       f"`min_p` must lie in [0, 1], got {min_p}."),
+  v = {k: checks.concrete_value(x) if x is not None else None
+       for k, x in dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p).items()}
+  problems = [
+      (not greedy and v["temperature"] is not None and v["temperature"] <= 0,
+       f"`temperature` must be > 0 unless greedy=True, got {temperature}."),
+      (v["top_p"] is not None and not 0 < v["top_p"] <= 1, f"`top_p` must lie in (0, 1], got {top_p}."),
+      (v["top_k"] is not None and v["top_k"] < 0, f"`top_k` must be >= 0 (0 disables it), got {top_k}."),
+      (v["min_p"] is not None and not 0 <= v["min_p"] <= 1, f"`min_p` must lie in [0, 1], got {min_p}."),
   ]
-  for bad, message in checks:
+  for bad, message in problems:
     if bad:
       raise ValueError(message)
   return SamplingParams(
@@ -117,13 +117,6 @@ def sampling_params(*, temperature=1.0, top_k=None, top_p=None, min_p=None, gree
       min_p=jnp.asarray(0.0 if min_p is None else min_p, jnp.float32),
       greedy=jnp.asarray(greedy, jnp.bool_),
   )
-
-
-def _concrete(x):
-  try:
-    return float(x)
-  except (TypeError, jax.errors.ConcretizationTypeError):
-    return None
 
 
 def process_logits(logits: jax.Array, params: SamplingParams) -> jax.Array:

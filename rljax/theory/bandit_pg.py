@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rljax.losses import checks, registry
+from rljax import checks
+from rljax.losses import registry
 from rljax.losses.entropy_mechanism import token_covariance
 
 

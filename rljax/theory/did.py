@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rljax.losses import checks, dpo_loss
+from rljax import checks
+from rljax.losses import dpo_loss
 from rljax.theory.kernels.divergences import categorical_kl
 
 

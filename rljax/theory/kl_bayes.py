@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rljax.losses import checks, dpg_loss, kl_penalty, reinforce_loss
+from rljax import checks
+from rljax.losses import dpg_loss, kl_penalty, reinforce_loss
 from rljax.theory.kernels.divergences import categorical_kl
 
 METHODS = ("rl", "kl_rl", "dpg")

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rljax.losses import checks
+from rljax import checks
 
 
 class LogLinearBandit(NamedTuple):

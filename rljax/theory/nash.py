@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rljax import checks
 from rljax.losses import inpo_loss, nash_md_pg_loss
 from rljax.theory.kernels import preference_games as pg
 from rljax.theory.kernels.simplex import geometric_mixture, kl_prox_step
@@ -42,22 +43,14 @@ class NashSolution(NamedTuple):
   n_iter: jax.Array
 
 
-def _concrete(x):
-  """numpy value of a concrete input (checks use numpy: jnp ops inside a trace give tracers), else None."""
-  try:
-    return np.asarray(x)
-  except jax.errors.TracerArrayConversionError:
-    return None
-
-
 def _check_tau(name, tau, *, positive: bool):
-  v = _concrete(tau)
+  v = checks.concrete_array(tau)
   if v is not None and not (np.all(v > 0) if positive else np.all(v >= 0)):
     raise ValueError(f"`{name}` must be {'> 0' if positive else '>= 0'}, got {tau}.")
 
 
 def _check_distribution(name, p):
-  v = _concrete(p)
+  v = checks.concrete_array(p)
   if v is not None and (np.any(v < 0) or not np.allclose(np.sum(v, -1), 1.0, atol=1e-6)):
     raise ValueError(f"`{name}` must be a probability vector (non-negative, summing to 1).")
 
@@ -139,7 +132,7 @@ def nash_md_step(log_pi, P, log_mu, *, eta, tau):
 
 
 def _step_sizes(eta, tau, T, dtype):
-  v = _concrete(eta)
+  v = checks.concrete_array(eta)
   if v is not None and np.any(v < 0):
     raise ValueError("`eta` must be >= 0.")
   if v is not None and np.any(v * tau > 1):
@@ -272,7 +265,7 @@ def nash_mp_approx(key, P, log_mu, log_pi0, *, eta, beta, T: int, inner_steps: i
 def _check_inpo(eta, tau):
   _check_tau("eta", eta, positive=True)
   _check_tau("tau", tau, positive=False)
-  v = _concrete(eta)
+  v = checks.concrete_array(eta)
   if v is not None and np.any(v * tau > 1):
     raise ValueError(f"`eta * tau` must be <= 1, got {v * tau}.")
 

@@ -9,6 +9,8 @@ log-probability of token t is read from the model's output at t − 1, so positi
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -42,33 +44,66 @@ def sft_loss():
   return loss_fn
 
 
-def pair_logps(model, batch) -> tuple[jax.Array, jax.Array]:
-  """Sequence log-probs of `chosen_*` and `rejected_*` in one forward pass over [2B, T]."""
+def pair_token_logps(model, batch) -> tuple[jax.Array, jax.Array]:
+  """Token log-probs `f32[2B, T]` of `chosen_*` then `rejected_*` in one forward pass, and their
+  scored-token mask (`loss_mask`, position 0 never scored)."""
   cat = lambda k: jnp.concatenate([batch[f"chosen_{k}"], batch[f"rejected_{k}"]], axis=0)
-  logps = sequence_logps(model, cat("tokens"), cat("mask"), cat("loss_mask"))
+  logps = token_logps(model, cat("tokens"), cat("mask"))
+  return logps, cat("loss_mask").astype(bool).at[:, 0].set(False)
+
+
+def pair_logps(model, batch, *, average: bool = False) -> tuple[jax.Array, jax.Array]:
+  """Sequence log-probs of `chosen_*` and `rejected_*` (masked sums, or means when `average`)."""
+  logps, mask = pair_token_logps(model, batch)
+  seq = losses.sequence_logps(logps, mask, average=average)
   b = batch["chosen_tokens"].shape[0]
-  return logps[:b], logps[b:]
+  return seq[:b], seq[b:]
+
+
+def _pair_fields(model, batch, prefix: str, wanted) -> dict[str, jax.Array]:
+  """The `{prefix}chosen_logps` / `{prefix}chosen_mean_logps` (and rejected) fields in `wanted`."""
+  logps, mask = pair_token_logps(model, batch)
+  b = batch["chosen_tokens"].shape[0]
+  out = {}
+  for suffix, average in (("logps", False), ("mean_logps", True)):
+    if {f"{prefix}chosen_{suffix}", f"{prefix}rejected_{suffix}"} & wanted:
+      seq = losses.sequence_logps(logps, mask, average=average)
+      out[f"{prefix}chosen_{suffix}"], out[f"{prefix}rejected_{suffix}"] = seq[:b], seq[b:]
+  return out
 
 
 def preference_loss(name: str, *, ref_graphdef=None, **loss_kwargs):
-  """A pairwise preference loss from the `rljax.losses` registry (dpo, cdpo, rdpo, ipo, ...).
+  """Any registered pairwise (DPO-family) loss: `dpo`, `cdpo`, `rdpo`, `ipo`, `hinge`, `simpo`, `inpo`.
 
-  Reference log-probs come from the batch (`ref_chosen_logps`, `ref_rejected_logps`, precomputed in
-  one pass with `pair_logps`) or, when `ref_graphdef` is given, are computed on the fly without
-  gradient from `extra["ref_params"]` (part of the train state, so checkpoints carry them). A
-  weight-averaged reference (SALSA) is `extra["ref_params"] = average_params([...])`.
+  The loss's registration (`rljax.losses.spec(name).reads`) says which sequence log-probs it
+  takes: the policy's summed (`chosen_logps`) or length-averaged (`chosen_mean_logps`, SimPO)
+  log-probs, the reference's (`ref_chosen_logps`) and the previous iterate's (`prev_chosen_logps`,
+  INPO). The policy's come from one forward pass over [2B, T]. The reference's and the previous
+  iterate's come from the batch when present (precomputed with `pair_logps`) or, when `ref_graphdef`
+  is given, are computed without gradient from `extra["ref_params"]` / `extra["prev_params"]` (part of
+  the train state, so checkpoints carry them). A weight-averaged reference (SALSA) is
+  `extra["ref_params"] = average_params([...])`.
   """
-  kernel = losses.registry.get(name)
+  spec = losses.spec(name)
+  if spec.kind != "pairwise":
+    raise ValueError(f"loss {name!r} is a {spec.kind} loss, not a pairwise one: "
+                     f"{', '.join(losses.names('pairwise'))}.")
+  kernel = functools.partial(spec.fn, **loss_kwargs)
+  wanted = set(spec.reads)
 
   def loss_fn(model, batch, rng, extra):
     del rng
-    chosen, rejected = pair_logps(model, batch)
-    if ref_graphdef is None:
-      ref_c, ref_r = batch["ref_chosen_logps"], batch["ref_rejected_logps"]
-    else:
-      ref_model = nnx.merge(ref_graphdef, jax.lax.stop_gradient(extra["ref_params"]))
-      ref_c, ref_r = pair_logps(ref_model, batch)
-    return kernel(chosen, rejected, ref_c, ref_r, **loss_kwargs)
+    fields = _pair_fields(model, batch, "", wanted)
+    for prefix, params in (("ref_", "ref_params"), ("prev_", "prev_params")):
+      missing = {k for k in wanted if k.startswith(prefix) and k not in batch}
+      fields |= {k: batch[k] for k in wanted if k.startswith(prefix) and k in batch}
+      if missing:
+        if ref_graphdef is None:
+          raise KeyError(f"loss {name!r} reads {sorted(missing)}: put them in the batch or pass `ref_graphdef` "
+                         f"with extra[{params!r}].")
+        frozen = nnx.merge(ref_graphdef, jax.lax.stop_gradient(extra[params]))
+        fields |= _pair_fields(frozen, batch, prefix, missing)
+    return spec(kernel, fields)
 
   return loss_fn
 
@@ -77,7 +112,10 @@ def listwise_loss(name: str = "lipo", *, ref_graphdef=None, **loss_kwargs):
   """A listwise loss (LiPO) over K responses per prompt: batch `tokens`, `mask`, `loss_mask` of shape
   [B, K, T], `labels` f[B, K], optional `list_mask` bool[B, K], and `ref_logps` f[B, K] unless
   `ref_graphdef` is given (then from `extra["ref_params"]`). The B·K sequences run as one forward."""
-  kernel = losses.registry.get(name)
+  spec = losses.spec(name)
+  if spec.kind != "listwise":
+    raise ValueError(f"loss {name!r} is a {spec.kind} loss, not a listwise one: {', '.join(losses.names('listwise'))}.")
+  kernel = functools.partial(spec.fn, **loss_kwargs)
 
   def list_logps(model, batch):
     b, k, t = batch["tokens"].shape
@@ -90,7 +128,9 @@ def listwise_loss(name: str = "lipo", *, ref_graphdef=None, **loss_kwargs):
       ref = batch["ref_logps"]
     else:
       ref = list_logps(nnx.merge(ref_graphdef, jax.lax.stop_gradient(extra["ref_params"])), batch)
-    return kernel(list_logps(model, batch), ref, batch["labels"], batch.get("list_mask"), **loss_kwargs)
+    fields = {"logps": list_logps(model, batch), "ref_logps": ref, "labels": batch["labels"],
+              "list_mask": batch.get("list_mask")}
+    return spec(kernel, fields)
 
   return loss_fn
 

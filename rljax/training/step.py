@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from rljax import schedules
+
 LossFn = Callable[[nnx.Module, Any, jax.Array, dict], tuple[jax.Array, dict]]
 
 
@@ -50,8 +52,22 @@ class TrainState(NamedTuple):
 
 def make_optimizer(learning_rate, *, name: str = "adamw", clip_norm: float | None = 1.0,
                    weight_decay: float = 0.0, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-                   max_consecutive_nonfinite: int = 100) -> optax.GradientTransformation:
-  """optax chain: global-norm clipping, then AdamW / Adam / SGD, inside `optax.apply_if_finite`."""
+                   max_consecutive_nonfinite: int = 100, schedule: str = "constant",
+                   total_steps: int | None = None, warmup_steps: int = 0,
+                   schedule_kwargs: dict | None = None) -> optax.GradientTransformation:
+  """optax chain: global-norm clipping, then AdamW / Adam / SGD, inside `optax.apply_if_finite`.
+
+  The learning rate follows `rljax.schedules.make(schedule, learning_rate, total_steps,
+  warmup_steps=..., **schedule_kwargs)`: `constant` (default), `linear`, `cosine`, `rex` or
+  `refined` (its `gnorms` in `schedule_kwargs`). A config picks one by name. `learning_rate` may
+  also be an `optax.Schedule` already, with `schedule="constant"`.
+  """
+  if callable(learning_rate):
+    if schedule != "constant" or warmup_steps:
+      raise ValueError("`learning_rate` is already a schedule; leave `schedule` and `warmup_steps` at their defaults.")
+  else:
+    learning_rate = schedules.make(schedule, learning_rate, total_steps, warmup_steps=warmup_steps,
+                                   **(schedule_kwargs or {}))
   if name == "adamw":
     opt = optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
   elif name == "adam":

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rljax import checks
+
 
 class GainSolution(NamedTuple):
   gain: jax.Array  # J, scalar
@@ -28,10 +30,6 @@ class GainSolution(NamedTuple):
   span_gap: jax.Array  # sp(v_{n+1} − v_n) at exit (≤ tol unless max_iters was hit)
 
 
-def _is_concrete(x) -> bool:
-  return not isinstance(x, jax.core.Tracer)
-
-
 def check_amdp(P, r) -> tuple[jax.Array, jax.Array]:
   """Validates `P: f[S,A,S]` (rows are probability vectors, checked on concrete input) and `r: f[S,A]`."""
   P, r = jnp.asarray(P), jnp.asarray(r)
@@ -39,7 +37,7 @@ def check_amdp(P, r) -> tuple[jax.Array, jax.Array]:
     raise ValueError(f"`P` must be [S,A,S], got {P.shape}.")
   if r.shape != P.shape[:2]:
     raise ValueError(f"`r` must be [S,A] = {P.shape[:2]}, got {r.shape}.")
-  if _is_concrete(P) and (np.any(np.asarray(P) < 0) or not np.allclose(np.asarray(P).sum(-1), 1.0, atol=1e-6)):
+  if checks.is_concrete(P) and (np.any(np.asarray(P) < 0) or not np.allclose(np.asarray(P).sum(-1), 1.0, atol=1e-6)):
     raise ValueError("`P` rows must be probability vectors (non-negative, summing to 1).")
   dtype = jnp.result_type(P.dtype, r.dtype, jnp.float32)
   return P.astype(dtype), r.astype(dtype)
@@ -93,7 +91,7 @@ def _iterate(bellman, S: int, dtype, *, tol, max_iters: int, aperiodic: float) -
 
 
 def _check_iteration_args(tol, max_iters: int, aperiodic: float) -> None:
-  if _is_concrete(tol) and not np.all(np.asarray(tol) > 0):
+  if checks.is_concrete(tol) and not np.all(np.asarray(tol) > 0):
     raise ValueError(f"`tol` must be positive, got {tol}.")
   if max_iters < 1:
     raise ValueError(f"`max_iters` must be >= 1, got {max_iters}.")
@@ -133,7 +131,7 @@ def extended_value_iteration(P_hat, r_hat, radii, r_radii=None, *, r_max=1.0, to
   _check_iteration_args(tol, max_iters, aperiodic)
   radii = jnp.broadcast_to(jnp.asarray(radii, r_hat.dtype), r_hat.shape)
   r_radii = jnp.zeros_like(r_hat) if r_radii is None else jnp.broadcast_to(jnp.asarray(r_radii, r_hat.dtype), r_hat.shape)
-  if _is_concrete(radii) and _is_concrete(r_radii) and (np.any(np.asarray(radii) < 0) or np.any(np.asarray(r_radii) < 0)):
+  if checks.is_concrete(radii) and checks.is_concrete(r_radii) and (np.any(np.asarray(radii) < 0) or np.any(np.asarray(r_radii) < 0)):
     raise ValueError("`radii` and `r_radii` must be non-negative.")
   r_plus = jnp.minimum(r_hat + r_radii, r_max)
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import xlog1py, xlogy
 
-from rljax.losses import checks
+from rljax import checks
 
 
 def _check_probs(name: str, p) -> None:

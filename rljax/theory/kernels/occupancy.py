@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory.kernels.vi import _check_log_policy, _is_concrete, check_model
+from rljax import checks
+from rljax.theory.kernels.vi import check_log_policy, check_model
 
 
 def occupancy(P, log_pi, s0, *, horizon: int | None = None) -> jax.Array:
@@ -29,10 +30,10 @@ def occupancy(P, log_pi, s0, *, horizon: int | None = None) -> jax.Array:
     horizon = jnp.shape(log_pi)[0]
   P, _ = check_model(P, jnp.zeros((S, A), P.dtype), horizon)
   H = P.shape[0]
-  log_pi = _check_log_policy(log_pi, H, S, A, "log_pi")
+  log_pi = check_log_policy(log_pi, H, S, A, "log_pi")
   if s0.shape != (S,):
     raise ValueError(f"`s0` must be [S] = [{S}], got {s0.shape}.")
-  if _is_concrete(s0) and (np.any(np.asarray(s0) < 0) or not np.allclose(np.asarray(s0).sum(), 1.0, atol=1e-6)):
+  if checks.is_concrete(s0) and (np.any(np.asarray(s0) < 0) or not np.allclose(np.asarray(s0).sum(), 1.0, atol=1e-6)):
     raise ValueError("`s0` must be a probability vector.")
 
   def forward(d, xs):

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rljax import checks
+
 
 class HardVI(NamedTuple):
   q: jax.Array  # f[H,S,A]
@@ -29,11 +31,6 @@ class SoftVI(NamedTuple):
   log_pi: jax.Array  # f[H,S,A]
   v: jax.Array  # f[H+1,S]
   q: jax.Array  # f[H,S,A]
-
-
-def _is_concrete(x) -> bool:
-  """Value checks run only on concrete inputs (numpy, so that they also work inside a jit trace)."""
-  return not isinstance(x, jax.core.Tracer)
 
 
 def _np_logsumexp(x: np.ndarray) -> np.ndarray:
@@ -60,7 +57,7 @@ def check_model(P, r, horizon: int | None = None) -> tuple[jax.Array, jax.Array]
   (H,) = layers
   if H < 1:
     raise ValueError(f"`horizon` must be >= 1, got {H}.")
-  if _is_concrete(P) and (np.any(np.asarray(P) < 0) or not np.allclose(np.asarray(P).sum(-1), 1.0, atol=1e-6)):
+  if checks.is_concrete(P) and (np.any(np.asarray(P) < 0) or not np.allclose(np.asarray(P).sum(-1), 1.0, atol=1e-6)):
     raise ValueError("`P` rows must be probability vectors (non-negative, summing to 1).")
   dtype = jnp.result_type(P.dtype, r.dtype, jnp.float32)
   P = jnp.broadcast_to(P, (H, *P.shape[-3:])).astype(dtype)
@@ -115,13 +112,13 @@ def value_iteration(P, r, *, horizon: int | None = None, bonus=None, q_max=None)
   return HardVI(q, v, pol)
 
 
-def _check_log_policy(log_pi, H: int, S: int, A: int, name: str) -> jax.Array:
+def check_log_policy(log_pi, H: int, S: int, A: int, name: str) -> jax.Array:
   log_pi = jnp.asarray(log_pi)
   if log_pi.ndim == 2:
     log_pi = jnp.broadcast_to(log_pi, (H, S, A))
   if log_pi.shape != (H, S, A):
     raise ValueError(f"`{name}` must be [S,A] or [H,S,A] = {(H, S, A)}, got {log_pi.shape}.")
-  if _is_concrete(log_pi) and not np.allclose(np.exp(_np_logsumexp(np.asarray(log_pi))), 1.0, atol=1e-6):
+  if checks.is_concrete(log_pi) and not np.allclose(np.exp(_np_logsumexp(np.asarray(log_pi))), 1.0, atol=1e-6):
     raise ValueError(f"`{name}` rows must be log-probabilities (exp sums to 1 over actions).")
   return log_pi
 
@@ -136,8 +133,8 @@ def soft_value_iteration(P, r, log_prior, lam, *, horizon: int | None = None, bo
   """
   P, r = check_model(P, r, horizon)
   H, S, A = r.shape
-  log_prior = _check_log_policy(log_prior, H, S, A, "log_prior")
-  if _is_concrete(lam) and np.any(np.asarray(lam) <= 0):
+  log_prior = check_log_policy(log_prior, H, S, A, "log_prior")
+  if checks.is_concrete(lam) and np.any(np.asarray(lam) <= 0):
     raise ValueError(f"`lam` must be positive (use value_iteration for λ = 0), got {lam}.")
 
   def head(h, q):
@@ -159,8 +156,8 @@ def policy_evaluation(P, r, log_pi, *, horizon: int | None = None, log_prior=Non
   """
   P, r = check_model(P, r, horizon)
   H, S, A = r.shape
-  log_pi = _check_log_policy(log_pi, H, S, A, "log_pi")
-  log_prior = jnp.zeros_like(log_pi) if log_prior is None else _check_log_policy(log_prior, H, S, A, "log_prior")
+  log_pi = check_log_policy(log_pi, H, S, A, "log_pi")
+  log_prior = jnp.zeros_like(log_pi) if log_prior is None else check_log_policy(log_prior, H, S, A, "log_prior")
 
   def head(h, q):
     pi = jnp.exp(log_pi[h])

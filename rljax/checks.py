@@ -1,4 +1,4 @@
-"""Input validation and dtype policy shared by every loss kernel.
+"""Argument checks and the float dtype policy shared by every layer of rljax.
 
 Shapes and hyperparameters are static under `jax.jit`, so they are checked in Python at trace time
 and raise `ValueError` naming the offending argument. Hyperparameters may also be traced arrays
@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -52,6 +53,20 @@ def concrete_value(value: Any) -> float | None:
   return float(arr) if arr.ndim == 0 else None
 
 
+def is_concrete(x: Any) -> bool:
+  """True unless `x` is a tracer: value checks run on concrete inputs only (under jit they would need
+  a host sync)."""
+  return not isinstance(x, jax.core.Tracer)
+
+
+def concrete_array(x: Any):
+  """The numpy value of a concrete input (array-valued checks), or None when it is traced."""
+  try:
+    return np.asarray(x)
+  except jax.errors.TracerArrayConversionError:
+    return None
+
+
 def check_positive(name: str, value: Any) -> None:
   v = concrete_value(value)
   if v is not None and not v > 0:
@@ -77,6 +92,21 @@ def check_in_range(name: str, value: Any, lo: float, hi: float) -> None:
     raise ValueError(f"`{name}` must be in [{lo}, {hi}], got {v}.")
 
 
+def check_clip(name: str, value: Any, *, allow_none: bool = False) -> None:
+  """A clip range ε ≥ 0 (`jnp.inf` disables it); None only where `allow_none` (one-sided clipping)."""
+  if value is None:
+    if not allow_none:
+      raise ValueError(f"`{name}` must be a number >= 0 (jnp.inf disables it), got None.")
+    return
+  check_nonnegative(name, value)
+
+
+def check_optional_positive(name: str, value: Any) -> None:
+  """None, or > 0."""
+  if value is not None:
+    check_positive(name, value)
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
   if value not in choices:
     raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
@@ -93,4 +123,5 @@ def reduce_examples(per_example: jax.Array, reduction: str) -> jax.Array:
 
 
 def stop_metrics(metrics: dict[str, Any]) -> dict[str, jax.Array]:
+  """Metrics are reported, never differentiated: every value behind `stop_gradient`."""
   return {k: jax.lax.stop_gradient(v) for k, v in metrics.items()}

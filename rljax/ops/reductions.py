@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rljax.losses import checks
+from rljax import checks
 
 
 def masked_sum(x: jax.Array, mask: jax.Array, axis: int | tuple[int, ...] | None = None) -> jax.Array:
@@ -37,3 +37,12 @@ def sequence_logps(token_logps: jax.Array, mask: jax.Array, *, average: bool = F
   """
   checks.check_same_shape(2, token_logps=token_logps, mask=mask)
   return masked_mean(token_logps, mask, axis=-1) if average else masked_sum(token_logps, mask, axis=-1)
+
+
+def group_mean(x: jax.Array, group_size: int) -> jax.Array:
+  """`f[G]` means of contiguous groups of `group_size` entries of `x: f[B]` (GRPO's layout: the n
+  responses to one prompt are adjacent rows); B must be a multiple of `group_size`."""
+  if jnp.ndim(x) != 1 or x.shape[0] % group_size:
+    raise ValueError(f"`x` must be f[B] with B a multiple of group_size={group_size}, got shape {jnp.shape(x)}.")
+  (x,) = checks.as_compute(x)
+  return jnp.mean(x.reshape(-1, group_size), axis=-1)

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from rljax.losses import checks
+from rljax import checks
 
 # Float32 elements (B · chunk · V) per chunk under chunk_size="auto" (rounded down to a power of
 # two of tokens, so typical T split without a tail). XLA:CPU materialises the float32 chunk: at
