@@ -168,10 +168,11 @@ def rljax_batch(tokenized, *, pad_id: int = 0) -> dict[str, np.ndarray]:
 
 
 def rljax_setup(path: str, batch: dict, *, lr: float, beta: float, ref_path: str | None = None,
-                online_ref: bool = False):
-  """(graphdef, step, state, batch) for one rljax DPO update from the checkpoint at `path`; the reference is
-  the checkpoint at `ref_path` (default: `path`), either run inside the step (`online_ref`) or
-  precomputed with `pair_logps` into `batch["ref_chosen_logps"/"ref_rejected_logps"]`."""
+                online_ref: bool = False, loss: str = "dpo", loss_kwargs: dict | None = None):
+  """(graphdef, step, state, batch) for one rljax update of the pairwise `loss` (default DPO) from the
+  checkpoint at `path`; the reference is the checkpoint at `ref_path` (default: `path`), either run
+  inside the step (`online_ref`) or precomputed with `pair_logps` into
+  `batch["ref_chosen_logps"/"ref_rejected_logps"]`."""
   import jax
   from flax import nnx
 
@@ -182,22 +183,23 @@ def rljax_setup(path: str, batch: dict, *, lr: float, beta: float, ref_path: str
   optimizer = T.make_optimizer(lr, name="sgd", clip_norm=None)
   ref_graphdef, ref_params = nnx.split(ref, nnx.Param)
   if online_ref:
-    loss_fn = T.objectives.preference_loss("dpo", ref_graphdef=ref_graphdef, beta=beta)
+    loss_fn = T.objectives.preference_loss(loss, ref_graphdef=ref_graphdef, beta=beta, **(loss_kwargs or {}))
     extra = {"ref_params": ref_params}
   else:
     ref_c, ref_r = jax.jit(lambda p, b: T.objectives.pair_logps(nnx.merge(ref_graphdef, p), b))(ref_params, batch)
     batch = {**batch, "ref_chosen_logps": np.asarray(ref_c), "ref_rejected_logps": np.asarray(ref_r)}
-    loss_fn, extra = T.objectives.preference_loss("dpo", beta=beta), None
+    loss_fn, extra = T.objectives.preference_loss(loss, beta=beta, **(loss_kwargs or {})), None
   graphdef, state = T.init_train_state(model, optimizer, rng=jax.random.key(0), extra=extra)
   return graphdef, T.make_train_step(graphdef, loss_fn, optimizer), state, batch
 
 
 def trl_trainer(path: str, pairs: list[dict], out_dir: str, *, lr: float, beta: float, steps: int,
                 batch_size: int | None = None, ref_path: str | None = None, precompute_ref: bool = False,
-                callbacks=None):
-  """TRL `DPOTrainer` on `pairs` in order, `batch_size` (default: all) pairs per update, with plain
-  SGD: no warmup, constant learning rate, no weight decay, no gradient clipping (`max_grad_norm=0`),
-  float32 on CPU. The reference is TRL's default (a fresh copy of `path`) unless `ref_path` is given."""
+                callbacks=None, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
+  """TRL `DPOTrainer` with `loss_type` (default "sigmoid", DPO) on `pairs` in order, `batch_size`
+  (default: all) pairs per update, with plain SGD: no warmup, constant learning rate, no weight decay,
+  no gradient clipping (`max_grad_norm=0`), float32 on CPU. The reference is TRL's default (a fresh
+  copy of `path`) unless `ref_path` is given."""
   from datasets import Dataset
   from transformers import AutoModelForCausalLM, AutoTokenizer
   from trl import DPOConfig, DPOTrainer
@@ -205,7 +207,7 @@ def trl_trainer(path: str, pairs: list[dict], out_dir: str, *, lr: float, beta: 
   args = DPOConfig(
       output_dir=out_dir, per_device_train_batch_size=batch_size or len(pairs), max_steps=steps, learning_rate=lr,
       optim="sgd", lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=0.0,
-      beta=beta, loss_type=["sigmoid"], max_length=None, precompute_ref_log_probs=precompute_ref,
+      beta=beta, loss_type=[loss_type], label_smoothing=label_smoothing, max_length=None, precompute_ref_log_probs=precompute_ref,
       train_sampling_strategy="sequential", use_cpu=True, bf16=False, fp16=False, report_to="none",
       save_strategy="no", logging_steps=1, disable_tqdm=True, seed=0)
   ref = None if ref_path is None else AutoModelForCausalLM.from_pretrained(ref_path, dtype="float32")

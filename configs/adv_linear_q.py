@@ -1,8 +1,8 @@
 """Adversarial linear-Q MDPs: log-barrier FTRL, magnitude-reduced exponential weights and the
 explore-mix baseline (Dai, Luo, Wei, Zimmert, ICML 2023).
 
-    python -m experiments.adv_linear_q                                # CPU default, about a minute
-    python -m experiments.adv_linear_q --config=configs/adv_linear_q.py:full
+    python -m rljax.run --config configs/adv_linear_q.py --workdir results/adv_linear_q       # cpu preset, about a minute
+    python -m rljax.run --config configs/adv_linear_q.py:full --workdir results/adv_linear_q
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.seeds = 16
   # Tabular MDP seen as a linear-Q MDP (one-hot φ, d = S·A), S states per layer, H layers; the first

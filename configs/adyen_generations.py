@@ -1,7 +1,8 @@
-"""Policy generations of a regression-oracle CB on a payment-routing simulator (Adyen, 2024).
+"""Policy generations of a regression-oracle CB on a payment-routing simulator (Vangara & Egg, Adyen
+2024, arXiv 2412.00569).
 
-    python -m experiments.adyen_generations                                   # CPU default, ~1 min
-    python -m experiments.adyen_generations --config=configs/adyen_generations.py:full
+    python -m rljax.run --config configs/adyen_generations.py --workdir results/adyen_generations  # cpu, ~1 min
+    python -m rljax.run --config configs/adyen_generations.py:full --workdir results/adyen_generations
 """
 
 import ml_collections
@@ -9,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.env_seed = 101  # one routing instance shared by every seed, so trajectories are comparable
   c.dim = 8
@@ -36,10 +38,9 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.n_generations = 20
     c.batch = 2000
     c.seeds = 16
-  elif preset == "smoke":
-    c.n_generations = 12
+  elif preset == "smoke":  # the cost is the two compiles; 30 generations keep the autocorrelations meaningful
     c.batch = 1500
-    c.seeds = 4
+    c.seeds = 8
     c.newton_iters = 10
     c.out_dir = "results/adyen_generations_smoke"
   elif preset != "full":

@@ -1,7 +1,7 @@
 """Spanning capacity and the trajectory-tree learner (Jia, Li, Rakhlin, Sekhari, Srebro, NeurIPS 2023).
 
-    python -m experiments.agnostic_spanning                                  # CPU default
-    python -m experiments.agnostic_spanning --config=configs/agnostic_spanning.py:full
+    python -m rljax.run --config configs/agnostic_spanning.py --workdir results/agnostic_spanning        # cpu preset
+    python -m rljax.run --config configs/agnostic_spanning.py:full --workdir results/agnostic_spanning
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.n_actions = 2
   # Plot 1: exact C(Π) on the binary tree (w_h = 2^h states in layer h) for H = 1..max_horizon.

@@ -1,8 +1,7 @@
 """Demonstration-regularised RL on random tabular MDPs (Tiapkin et al., ICLR 2024).
 
-    python -m experiments.demo_regularized_rl                                   # CPU default, ~1 min
-    python -m experiments.demo_regularized_rl --config=configs/demo_regularized_rl.py:full
-    python -m experiments.demo_regularized_rl --config.seeds=8 --config.episodes=2000
+    python -m rljax.run --config configs/demo_regularized_rl.py --workdir results/demo_regularized_rl   # cpu, ~1 min
+    python -m rljax.run --config configs/demo_regularized_rl.py:full --workdir results/demo_regularized_rl
 """
 
 import ml_collections
@@ -10,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   # Random MDP per seed. Dense U[0,1] rewards and Dirichlet(1) transitions: the myopic part of Q is
   # known, the future part is small and noisy, so learning is variance-bound (the regime of the

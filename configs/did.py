@@ -1,7 +1,7 @@
 """Differential information and DPO on a finite response set (Won et al. 2025, arXiv 2505.23761).
 
-    python -m experiments.did                              # CPU default, about a minute
-    python -m experiments.did --config=configs/did.py:full
+    python -m rljax.run --config configs/did.py --workdir results/did           # cpu preset, about a minute
+    python -m rljax.run --config configs/did.py:full --workdir results/did
 """
 
 import ml_collections
@@ -9,6 +9,8 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.x64 = True
   c.seed = 0
   c.n_responses = 100  # |Y|
   c.n_pairs = 20_000

@@ -1,7 +1,7 @@
 """Naive Bayes vs logistic regression sample complexity (Zheng et al., ICML 2023).
 
-    python -m experiments.dis_vs_gen                                  # CPU default, about a minute
-    python -m experiments.dis_vs_gen --config=configs/dis_vs_gen.py:full
+    python -m rljax.run --config configs/dis_vs_gen.py --workdir results/dis_vs_gen        # cpu preset, about a minute
+    python -m rljax.run --config configs/dis_vs_gen.py:full --workdir results/dis_vs_gen
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.mode = "easy"
   c.num_classes = (2,)  # K; for K ≥ 3 the Bayes error itself moves with n, which blurs m*(n)

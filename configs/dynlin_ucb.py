@@ -1,8 +1,9 @@
-"""DynLin-UCB vs myopic LinUCB on the paper's synthetic dynamical linear bandit (Mussi et al., ICML 2023).
+"""DynLin-UCB vs myopic LinUCB on the paper's synthetic dynamical linear bandit (Mussi et al., ICML 2023,
+arXiv 2211.08997).
 
-    python -m experiments.dynlin_ucb                                  # CPU default, about a minute
-    python -m experiments.dynlin_ucb --config=configs/dynlin_ucb.py:full
-    python -m experiments.dynlin_ucb --config.seeds=16 --config.beta_scale=1.0
+    python -m rljax.run --config configs/dynlin_ucb.py --workdir results/dynlin_ucb       # cpu, about a minute
+    python -m rljax.run --config configs/dynlin_ucb.py:full --workdir results/dynlin_ucb
+    python -m rljax.run --config configs/dynlin_ucb.py --workdir results/dynlin_ucb --config.seeds=16 --config.beta_scale=1.0
 """
 
 import ml_collections
@@ -10,6 +11,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.sigma = 0.01  # the paper's testcase_synt_sigma0dot01
   c.log10_horizon = 5.0  # T = 10^5 (the paper runs 10^6)

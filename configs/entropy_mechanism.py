@@ -1,6 +1,7 @@
 """Entropy collapse and covariance-based interventions on a softmax answer bandit (Cui et al. 2025).
 
-    python -m experiments.entropy_mechanism [--config=configs/entropy_mechanism.py:smoke] [--config.seeds=8]
+    python -m rljax.run --config configs/entropy_mechanism.py --workdir results/entropy_mechanism   # cpu = full, 30 s
+    python -m rljax.run --config configs/entropy_mechanism.py:full --workdir results/entropy_mechanism
 """
 
 import ml_collections
@@ -8,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.n_prompts = 256
   c.n_answers = 32  # K
@@ -33,6 +35,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   if preset == "smoke":
     c.n_prompts, c.n_answers, c.steps, c.seeds = 64, 16, 120, 2
     c.out_dir = "results/entropy_mechanism_smoke"
-  elif preset != "cpu":
-    raise ValueError(f"unknown preset {preset!r}; use cpu or smoke")
+  elif preset not in ("cpu", "full"):  # the full run is small enough for the cpu preset to be it
+    raise ValueError(f"unknown preset {preset!r}; use cpu, full or smoke")
   return c

@@ -1,8 +1,8 @@
 """FTPedel on the hard-direction linear bandit with offline data (Wagenmaker & Pacchiano, ICML 2023).
 
-    python -m experiments.ftpedel                                  # CPU default, about a minute
-    python -m experiments.ftpedel --config=configs/ftpedel.py:full
-    python -m experiments.ftpedel --config.seeds=4 --config.n_offline="(0,1000)"
+    python -m rljax.run --config configs/ftpedel.py --workdir results/ftpedel       # cpu preset, about a minute
+    python -m rljax.run --config configs/ftpedel.py:full --workdir results/ftpedel
+    python -m rljax.run --config configs/ftpedel.py --workdir results/ftpedel --config.seeds=4 --config.n_offline="(0,1000)"
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.seeds = 64
   c.dim = 4  # arms e_1..e_4 and x' = cos(ω)e_1 + sin(ω)e_2

@@ -1,8 +1,8 @@
 """GFUCB multitask representation learning with a finite class Φ (Lu, Zhao, Du, Huang, NeurIPS 2022).
 
-    python -m experiments.gfucb                                  # CPU default, about a minute
-    python -m experiments.gfucb --config=configs/gfucb.py:full
-    python -m experiments.gfucb --config.seeds=4 --config.tasks="(1,4)"
+    python -m rljax.run --config configs/gfucb.py --workdir results/gfucb        # cpu preset, about a minute
+    python -m rljax.run --config configs/gfucb.py:full --workdir results/gfucb
+    python -m rljax.run --config configs/gfucb.py:smoke --workdir results/gfucb --config.seeds=2
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.seeds = 16
   c.n = 20  # raw context dimension
@@ -38,7 +39,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.tasks = (1, 8)
     c.horizon = 300
     c.n_grid = 10
-    c.independent = False
     c.out_dir = "results/gfucb_smoke"
   elif preset != "full":
     raise ValueError(f"unknown preset {preset!r}; use cpu, full or smoke")

@@ -1,7 +1,7 @@
 """Groupwise regret with sleeping experts over per-group online ridge learners (Acharya et al., 2023).
 
-    python -m experiments.groupwise                               # CPU default, ~1 min
-    python -m experiments.groupwise --config=configs/groupwise.py:full
+    python -m rljax.run --config configs/groupwise.py --workdir results/groupwise        # cpu preset, ~1 min
+    python -m rljax.run --config configs/groupwise.py:full --workdir results/groupwise
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.env_seed = 7  # one instance (cell models β_c) shared by every seed
   c.dim = 10

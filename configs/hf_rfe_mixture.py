@@ -1,8 +1,8 @@
 """Horizon-free reward-free exploration in linear mixture MDPs (Zhang, Zhang & Gu, ICML 2023).
 
-    python -m experiments.hf_rfe_mixture                                   # CPU default, under a minute
-    python -m experiments.hf_rfe_mixture --config=configs/hf_rfe_mixture.py:full
-    python -m experiments.hf_rfe_mixture --config.seeds=8 --config.beta_scale=1.0
+    python -m rljax.run --config configs/hf_rfe_mixture.py --workdir results/hf_rfe_mixture        # cpu preset, under a minute
+    python -m rljax.run --config configs/hf_rfe_mixture.py:full --workdir results/hf_rfe_mixture
+    python -m rljax.run --config configs/hf_rfe_mixture.py --workdir results/hf_rfe_mixture --config.seeds=8 --config.beta_scale=1.0
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   # Plot 1: max-over-rewards suboptimality vs K at fixed H, for two feature dimensions.
   c.dims = (4, 8)  # d; the hard instance has 2^(d-1) actions
@@ -37,16 +38,17 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.h_episodes = 1_000
     c.h_seeds = 16
   elif preset == "smoke":
-    c.dims = (4, 6)
+    # Two compiles, each costing more than its run: the H sweep's H = 10 run is the K sweep's, reused.
+    c.dims = (4,)
     c.horizon = 10
-    c.n_episodes = 1_000
+    c.n_episodes = 3_000
     c.n_checkpoints = 10
-    c.compare_at = 1_000
-    c.seeds = 8
+    c.compare_at = 3_000
+    c.seeds = 32
     c.horizons = (10, 40)
     c.variants = ("weighted",)
-    c.h_episodes = 300
-    c.h_seeds = 8
+    c.h_episodes = 3_000
+    c.h_seeds = 32
     c.n_rewards = 8
     c.out_dir = "results/hf_rfe_mixture_smoke"
   elif preset != "full":

@@ -1,7 +1,8 @@
-"""INPO (Zhang et al., 2024) on random intransitive preference games: exact vs sampled iterations.
+"""INPO (Zhang et al., 2024, arXiv 2407.00617) on random intransitive preference games: exact vs sampled
+iterations.
 
-    python -m experiments.inpo                                  # CPU default, under a minute
-    python -m experiments.inpo --config=configs/inpo.py:full
+    python -m rljax.run --config configs/inpo.py --workdir results/inpo           # cpu preset, under a minute
+    python -m rljax.run --config configs/inpo.py:full --workdir results/inpo
 """
 
 import ml_collections
@@ -9,6 +10,8 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.x64 = True
   c.seed = 0
   c.seeds = 32  # random games (P intransitive, π_ref ~ Dirichlet(1), π_0 = π_ref)
   c.n_actions = 16
@@ -17,7 +20,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.n_pairs = (100, 1000, 10000)
   c.T = 80
   c.floor_window = 20  # sampled floor = mean KL over the last iterations
-  c.x64 = True
   c.out_dir = "results/inpo"
 
   if preset == "cpu":
@@ -26,8 +28,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.seeds = 6
     c.n_actions = 10
     c.eta_taus = (1.0 / 3.0,)
-    c.T = 40
-    c.floor_window = 15
+    c.n_pairs = (100, 1000)
     c.out_dir = "results/inpo_smoke"
   elif preset != "full":
     raise ValueError(f"unknown preset {preset!r}; use cpu, full or smoke")

@@ -1,7 +1,7 @@
 """KL-regularised RL vs pure RL vs DPG on an enumerable Markov LM (Korbak, Perez & Buckley 2022).
 
-    python -m experiments.kl_bayes                                   # CPU default, about a minute
-    python -m experiments.kl_bayes --config=configs/kl_bayes.py:full
+    python -m rljax.run --config configs/kl_bayes.py --workdir results/kl_bayes        # cpu preset, about a minute
+    python -m rljax.run --config configs/kl_bayes.py:full --workdir results/kl_bayes
 """
 
 import ml_collections
@@ -9,6 +9,8 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.x64 = True
   c.seed = 0
   c.vocab = 4
   c.length = 6  # 4^6 = 4096 sequences, enumerated exactly

@@ -1,8 +1,8 @@
 """No-regret baselines and the regret-loss LSA (Park, Liu, Ozdaglar & Zhang, 2024).
 
-    python -m experiments.llm_regret                                  # CPU default, about a minute
-    python -m experiments.llm_regret --config=configs/llm_regret.py:full
-    python -m experiments.llm_regret --config.seeds=16 --config.lsa_steps=200
+    python -m rljax.run --config configs/llm_regret.py --workdir results/llm_regret     # cpu preset, about a minute
+    python -m rljax.run --config configs/llm_regret.py:full --workdir results/llm_regret
+    python -m rljax.run --config configs/llm_regret.py --workdir results/llm_regret --config.seeds=16 --config.lsa_steps=200
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   # Plot 1: regret vs T of Hedge, FTPL and FTL on four sequences, T log-spaced in [10, 10^log10_t_max].
   c.sequences = ("iid", "linear_trend", "sine_trend", "alternating")
@@ -35,7 +36,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.x64 = True
   c.out_dir = "results/llm_regret"
 
-  if preset == "cpu":  # the embedded main-job default: about a minute on 2 cores
+  if preset == "cpu":  # about a minute on 2 cores
     c.log10_t_max = 3.5
     c.n_horizons = 11
     c.seeds = 16

@@ -1,8 +1,8 @@
 """Horizon-free, variance-dependent optimistic planning in latent MDPs (Zhou, Wang & Du, 2023).
 
-    python -m experiments.lmdp_hf                                   # CPU default, about a minute
-    python -m experiments.lmdp_hf --config=configs/lmdp_hf.py:full
-    python -m experiments.lmdp_hf --config.seeds=8 --config.bonus_scale=0.5
+    python -m rljax.run --config configs/lmdp_hf.py --workdir results/lmdp_hf          # cpu preset, about a minute
+    python -m rljax.run --config configs/lmdp_hf.py:full --workdir results/lmdp_hf
+    python -m rljax.run --config configs/lmdp_hf.py --workdir results/lmdp_hf --config.seeds=8 --config.bonus_scale=0.5
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.n_contexts = 2  # M
   c.n_states = 3  # S

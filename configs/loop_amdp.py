@@ -1,9 +1,9 @@
 """LOOP (tabular model-based, extended value iteration + doubling trigger) on RiverSwim (He, Zhong &
 Yang, ICLR 2024).
 
-    python -m experiments.loop_amdp                                   # CPU default, about a minute
-    python -m experiments.loop_amdp --config=configs/loop_amdp.py:full
-    python -m experiments.loop_amdp --config.seeds=4 --config.radius_scale=0.5
+    python -m rljax.run --config configs/loop_amdp.py --workdir results/loop_amdp      # cpu preset, about a minute
+    python -m rljax.run --config configs/loop_amdp.py:full --workdir results/loop_amdp
+    python -m rljax.run --config configs/loop_amdp.py --workdir results/loop_amdp --config.seeds=4 --config.radius_scale=0.5
 """
 
 import ml_collections
@@ -11,6 +11,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.n_states = 6  # RiverSwim-S (2 actions)
   c.horizon = 1_000_000  # T; regret is logged at n_checkpoints evenly spaced times of one run

@@ -1,8 +1,8 @@
 """LSPO (Xu et al., ICML 2025) on Kuhn poker and the cheap-talk game.
 
-    python -m experiments.lspo                                  # CPU default, about a minute
-    python -m experiments.lspo --config=configs/lspo.py:full
-    python -m experiments.lspo --config.seeds=8 --config.lspo_iters=3
+    python -m rljax.run --config configs/lspo.py --workdir results/lspo          # cpu preset, about a minute
+    python -m rljax.run --config configs/lspo.py:full --workdir results/lspo
+    python -m rljax.run --config configs/lspo.py --workdir results/lspo --config.seeds=8 --config.lspo_iters=3
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.x64 = True
   # Kuhn poker: CFR+ exploitability of the linear average after every iteration.

@@ -1,7 +1,7 @@
 """Martingale policy evaluation on an OU process (Jia & Zhou, JMLR 2022).
 
-    python -m experiments.martingale_pe                                  # CPU default
-    python -m experiments.martingale_pe --config=configs/martingale_pe.py:full
+    python -m rljax.run --config configs/martingale_pe.py --workdir results/martingale_pe        # cpu
+    python -m rljax.run --config configs/martingale_pe.py:full --workdir results/martingale_pe
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.kappa, c.sigma, c.horizon, c.x0_std = 1.0, 0.5, 1.0, 1.0
   c.log2_dt = (2, 3, 4, 5, 6, 7, 8)  # mesh Δt = 2^-k

@@ -1,7 +1,7 @@
 """NeuSquareCB / NeuFastCB regret on a realizable neural contextual bandit (Deb et al., ICLR 2024).
 
-    python -m experiments.neucb                           # CPU default, ~1 min
-    python -m experiments.neucb --config=configs/neucb.py:full
+    python -m rljax.run --config configs/neucb.py --workdir results/neucb        # cpu preset, ~1 min
+    python -m rljax.run --config configs/neucb.py:full --workdir results/neucb
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.env_seed = 7
   c.n_arms = 4
@@ -37,7 +38,6 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.n_steps = 2
     c.window = 256
     c.sharpness = (4.0,)
-    c.algos = ("square",)  # NeuFastCB is unit-tested; one compile keeps the test cheap
     c.out_dir = "results/neucb_smoke"
   elif preset != "full":
     raise ValueError(f"unknown preset {preset!r}; use cpu, full or smoke")

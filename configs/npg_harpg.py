@@ -1,8 +1,8 @@
 """Vanilla PG, N-PG-IGT, HARPG and N-HARPG on the discounted scalar LQR (Fatkhullin et al., ICML 2023).
 
-    python -m experiments.npg_harpg                                  # CPU default, ~1 min
-    python -m experiments.npg_harpg --config=configs/npg_harpg.py:full
-    python -m experiments.npg_harpg --config=configs/npg_harpg.py:smoke --config.seeds=4
+    python -m rljax.run --config configs/npg_harpg.py --workdir results/npg_harpg         # cpu preset, ~1 min
+    python -m rljax.run --config configs/npg_harpg.py:full --workdir results/npg_harpg
+    python -m rljax.run --config configs/npg_harpg.py:smoke --workdir results/npg_harpg_smoke --config.seeds=4
 """
 
 import ml_collections
@@ -10,6 +10,8 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.x64 = True
   c.seed = 0
   # Scalar LQR s' = a s + b u + w, reward −(q s² + r u²), Gaussian policy u = θ s + σ ξ.
   c.a, c.b, c.noise_std, c.s0_std, c.q, c.r = 0.9, 0.5, 0.1, 1.0, 1.0, 0.1

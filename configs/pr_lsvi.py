@@ -1,8 +1,8 @@
 """PR-LSVI on a linear dueling bandit and a small linear MDP (Wu & Sun, ICLR 2024).
 
-    python -m experiments.pr_lsvi                                  # CPU default, about a minute
-    python -m experiments.pr_lsvi --config=configs/pr_lsvi.py:full
-    python -m experiments.pr_lsvi --config.seeds=4 --config.epsilons="(0.0,0.3)"
+    python -m rljax.run --config configs/pr_lsvi.py --workdir results/pr_lsvi         # cpu, about a minute
+    python -m rljax.run --config configs/pr_lsvi.py:full --workdir results/pr_lsvi
+    python -m rljax.run --config configs/pr_lsvi.py --workdir results/pr_lsvi --config.seeds=4 --config.epsilons="(0.0,0.3)"
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.seeds = 10
   c.epsilons = (0.0, 0.1, 0.3, 1.0)  # query threshold on ‖Δφ‖_{Σ^{-1}}

@@ -9,7 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.experiment = "experiments.quickstart"
+  c.preset = preset
   c.seed = 0
   c.out_dir = "results/quickstart"
   c.model = ml_collections.ConfigDict(dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=192,

@@ -1,8 +1,8 @@
 """R2PVI vs PEVI on the simplex-feature d-rectangular linear MDP under test-time perturbation (Tang, Liu & Xu,
 ICML 2025).
 
-    python -m experiments.r2pvi                                  # CPU default, < 1 min
-    python -m experiments.r2pvi --config=configs/r2pvi.py:full
+    python -m rljax.run --config configs/r2pvi.py --workdir results/r2pvi        # cpu preset, < 1 min
+    python -m rljax.run --config configs/r2pvi.py:full --workdir results/r2pvi
 """
 
 import ml_collections
@@ -10,6 +10,8 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.x64 = True
   c.seed = 0
   c.delta, c.xi_scale, c.fail_prob = 0.3, 0.2, 1e-3
   c.methods = ("none", "tv", "kl", "chi2", "drpvi", "drvi_l")  # "none" is PEVI; drpvi / drvi_l: constrained baselines

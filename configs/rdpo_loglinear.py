@@ -1,8 +1,9 @@
 """rDPO on a log-linear contextual bandit with flipped labels (Chowdhury et al., ICML 2024).
 
-    python -m experiments.rdpo_loglinear                                  # CPU default, < 2 min
-    python -m experiments.rdpo_loglinear --config=configs/rdpo_loglinear.py:full
-    python -m experiments.rdpo_loglinear --config.seeds=32 --config.epsilons="(0.0,0.3)"
+    python -m rljax.run --config configs/rdpo_loglinear.py --workdir results/rdpo_loglinear   # cpu preset
+    python -m rljax.run --config configs/rdpo_loglinear.py:full --workdir results/rdpo_loglinear
+    python -m rljax.run --config configs/rdpo_loglinear.py --workdir results/rdpo_loglinear \
+        --config.seeds=32 --config.epsilons="(0.0,0.3)"
 """
 
 import ml_collections
@@ -10,6 +11,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.dim = 8  # d
   c.n_actions = 8  # K responses per prompt

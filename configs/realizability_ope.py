@@ -1,7 +1,7 @@
 """Off-policy evaluation under realizability only: LSTD and FQE (Zanette, ICML 2023).
 
-    python -m experiments.realizability_ope                                  # CPU default
-    python -m experiments.realizability_ope --config=configs/realizability_ope.py:full
+    python -m rljax.run --config configs/realizability_ope.py --workdir results/realizability_ope   # cpu preset, about a minute
+    python -m rljax.run --config configs/realizability_ope.py:full --workdir results/realizability_ope
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.n_states, c.n_actions, c.dim, c.gamma = 6, 2, 3, 0.9
   c.mu_concentration = 0.5  # behaviour μ ~ Dirichlet(0.5) over pairs

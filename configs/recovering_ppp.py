@@ -1,7 +1,7 @@
-"""Purely periodic policies under recovering rewards (Simchi-Levi, Zheng & Zhu).
+"""Purely periodic policies under recovering rewards (Simchi-Levi, Zheng & Zhu, arXiv 2106.14813).
 
-    python -m experiments.recovering_ppp                                  # CPU default
-    python -m experiments.recovering_ppp --config=configs/recovering_ppp.py:full
+    python -m rljax.run --config configs/recovering_ppp.py --workdir results/recovering_ppp       # cpu preset
+    python -m rljax.run --config configs/recovering_ppp.py:full --workdir results/recovering_ppp
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.d_max = 10
   c.sigma = 0.1
@@ -32,8 +33,8 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.ks = (1, 4, 16)
     c.offline_horizon = 300
     c.offline_seeds = 8
-    c.log10_online_horizon = 2.5
-    c.n_checkpoints = 5
+    c.log10_online_horizon = 4.0  # the cost is the compiles: T = 10^4 reaches the full run's online slope
+    c.n_checkpoints = 9
     c.online_seeds = 4
     c.out_dir = "results/recovering_ppp_smoke"
   elif preset != "full":

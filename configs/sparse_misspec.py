@@ -1,7 +1,7 @@
 """Sparsity in misspecified linear bandits (Dong & Yang, ICML 2023).
 
-    python -m experiments.sparse_misspec                                  # CPU default
-    python -m experiments.sparse_misspec --config=configs/sparse_misspec.py:full
+    python -m rljax.run --config configs/sparse_misspec.py --workdir results/sparse_misspec        # cpu preset
+    python -m rljax.run --config configs/sparse_misspec.py:full --workdir results/sparse_misspec
 """
 
 import ml_collections
@@ -9,6 +9,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   c.ds = (8, 16, 32, 64)
   c.s = 2
@@ -25,7 +26,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   if preset == "cpu":
     c.ds = (8, 16, 32)
   elif preset == "smoke":
-    c.ds = (6, 24)
+    c.ds = (8, 32)
     c.eps_net = 0.5
     c.n_ls = 1024
     c.seeds = 4

@@ -1,8 +1,8 @@
 """Regret of a Bayes mixture over an over-parametrised Bernoulli class ("The Universality Lens", 2025).
 
-    python -m experiments.universality                                  # CPU default, well under a minute
-    python -m experiments.universality --config=configs/universality.py:full
-    python -m experiments.universality --config.ms="(10,100,1000)" --config.seeds=64
+    python -m rljax.run --config configs/universality.py --workdir results/universality   # cpu preset, well under a minute
+    python -m rljax.run --config configs/universality.py:full --workdir results/universality
+    python -m rljax.run --config configs/universality.py --workdir results/universality --config.ms="(10,100,1000)" --config.seeds=64
 """
 
 import ml_collections
@@ -10,6 +10,7 @@ import ml_collections
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  c.preset = preset
   c.seed = 0
   # Class: w ∈ {−1,0,1}^m, p_w = 0.5 + 0.45·mean(w), uniform prior over all 3^m vectors (m even).
   c.ms = (10, 30, 100, 300, 1000)

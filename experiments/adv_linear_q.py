@@ -7,12 +7,11 @@ Algorithm 1 (log-barrier FTRL) and Algorithm 2 (exponential weights, magnitude-r
 ≈ 2/3 for the explore-mix baseline; at fixed K Algorithm 1 grows like √A. Regret is read at
 K = 2^j, the ends of the adversary's phases. One compiled run (vmapped over algorithms, A and seeds).
 
-    python -m experiments.adv_linear_q [--config=configs/adv_linear_q.py:full] [--config.seeds=8]
+    python -m rljax.run --config configs/adv_linear_q.py:full --workdir results/adv_linear_q
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -20,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.theory.envs import linear_mdp as env
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from rljax.theory.linear_mdp import adv_linear_q as alq
 from experiments import cli
 
@@ -72,13 +71,22 @@ def trend_rows(res) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows) -> str:
-  head = ("| algorithm | slope vs K [95% CI] | predicted | slope vs A [95% CI] | median regret at K_max "
-          "| realised |\n|---|---|---|---|---|---|")
-  body = [f"| {r['algo']} | {r['k_slope']:.3f} [{r['k_lo']:.3f}, {r['k_hi']:.3f}] | {r['predicted_k']:.2f} "
-          f"| {r['a_slope']:.3f} [{r['a_lo']:.3f}, {r['a_hi']:.3f}] | {r['regret_kmax']:.1f} "
-          f"| {r['realised_kmax']:.1f} |" for r in rows]
-  return "\n".join([head, *body])
+def tables(res) -> list[cli.Table]:
+  return [cli.Table(trend_rows(res), {
+      "algorithm": "{algo}", "slope vs K [95% CI]": "{k_slope:.3f} [{k_lo:.3f}, {k_hi:.3f}]",
+      "predicted": "{predicted_k:.2f}", "slope vs A [95% CI]": "{a_slope:.3f} [{a_lo:.3f}, {a_hi:.3f}]",
+      "median regret at K_max": "{regret_kmax:.1f}", "realised": "{realised_kmax:.1f}"})]
+
+
+def headline(res) -> dict[str, float]:
+  """The slope of regret vs K for each algorithm, and Algorithm 1's regret at K_max ÷ the explore-mix one's."""
+  rows = {r["algo"]: r for r in trend_rows(res)}
+  return {
+      "explore_mix_k_slope": rows["explore_mix"]["k_slope"],
+      "logbarrier_k_slope": rows["logbarrier"]["k_slope"],
+      "magred_k_slope": rows["magred"]["k_slope"],
+      "logbarrier_vs_explore_mix": rows["logbarrier"]["regret_kmax"] / rows["explore_mix"]["regret_kmax"],
+  }
 
 
 def plot(res, path: str | None = None):
@@ -90,34 +98,13 @@ def plot(res, path: str | None = None):
   k_idx = list(res["K"]).index(res["k_actions"])
   K = res["K"]
   for i, name in enumerate(res["algos"]):
-    r = res["regret"][i, a_idx]
-    med = np.median(r, 0)
-    (line,) = ax_k.plot(K, med, "o-", ms=3, label=name)
-    ax_k.fill_between(K, *np.quantile(r, [0.25, 0.75], 0), color=line.get_color(), alpha=0.15)
+    cli.median_band(ax_k, K, res["regret"][i, a_idx], label=name, ls="o-")
     ax_a.plot(res["actions"], np.median(res["regret"][i, :, :, k_idx], -1), "o-", ms=4, label=name)
-  anchor = np.median(res["regret"][0, a_idx, :, 0])
-  ax_k.plot(K, anchor * np.sqrt(K / K[0]), "k--", lw=1, label="∝ K^1/2")
-  ax_k.plot(K, anchor * (K / K[0]) ** (2 / 3), "k:", lw=1, label="∝ K^2/3")
-  for ax, xl in ((ax_k, "episodes K"), (ax_a, f"actions A (K = {res['k_actions']})")):
+  anchor = np.median(res["regret"][0, a_idx, :, -1])
+  cli.power_guide(ax_k, K, anchor, 0.5, label="∝ K^1/2", style="k--")
+  cli.power_guide(ax_k, K, anchor, 2 / 3, label="∝ K^2/3")
+  cli.loglog(ax_k, "episodes K", f"pseudo-regret (A = {res['k_sweep_actions']})")
+  cli.loglog(ax_a, f"actions A (K = {res['k_actions']})", "pseudo-regret")
+  for ax in (ax_k, ax_a):
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel(xl)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-  ax_k.set_ylabel(f"pseudo-regret (A = {res['k_sweep_actions']})")
-  ax_a.set_ylabel("pseudo-regret")
-  fig.suptitle("Adversarial linear-Q MDP (one-hot features): median over seeds")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  res = run(cfg)
-  table = format_table(trend_rows(res))
-  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="adv_linear_q.png",
-             plot_fn=lambda path: plot(res, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "adv_linear_q.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Adversarial linear-Q MDP (one-hot features): median over seeds")

@@ -4,12 +4,11 @@ Predicted: on the binary tree C(Π_all) = 2^H, C(Π_sing) = H + 1 (linear) and a
 policies saturates at ≤ 16; the trajectory-tree learner needs a number of trees set by log|Π|/ε² only,
 each tree costs ≤ H·C(Π) generative queries, so samples to ε-accuracy grow ∝ C(Π) (log–log slope 1).
 
-    python -m experiments.agnostic_spanning [--config=configs/agnostic_spanning.py:full]
+    python -m rljax.run --config configs/agnostic_spanning.py:full --workdir results/agnostic_spanning
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from rljax.theory.tabular import agnostic_spanning as ag
 from experiments import cli
 
@@ -110,21 +109,40 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
-  head = "| target | predicted | measured [95% CI or range] |\n|---|---|---|"
-  body = [f"| {r['target']} | {r['predicted']:+.2f} | {r['measured']:+.3f} [{r['lo']:.3f}, {r['hi']:.3f}] |"
-          for r in rows]
-  curves = ["", "| H | C(Π_all) | C(Π_sing) (|Π_sing|) | C(random 16) | search s |", "|---|---|---|---|---|"]
-  curves += [f"| {h} | {a} | {s} ({n}) | {r} | {t:.2f} |" for h, a, s, n, r, t in zip(
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  """The predicted trends; C(Π) per horizon; the trajectory-tree learner per class (medians over seeds)."""
+  curves = [{"horizon": int(h), "c_all": int(a), "c_sing": int(s), "size_sing": int(n), "c_rand": int(r),
+             "seconds": float(t)} for h, a, s, n, r, t in zip(
       results["horizons"], results["c_all"], results["c_sing"], results["size_sing"], results["c_rand"],
       results["seconds"])]
-  cls = ["", "| class | |Π| | C(Π) | trees to ε | samples to ε | samples/tree | final subopt | reached ε |",
-         "|---|---|---|---|---|---|---|---|"]
-  cls += [f"| {n} | {results['class_size'][k]} | {results['capacity'][k]} "
-          f"| {np.median(results['trees_to_eps'][:, k]):.0f} | {np.median(results['samples_to_eps'][:, k]):.0f} "
-          f"| {np.mean(results['samples_per_tree'][:, k]):.2f} | {np.median(results['final_subopt'][:, k]):.4f} "
-          f"| {np.mean(results['reached_eps'][:, k]):.2f} |" for k, n in enumerate(results["classes"])]
-  return "\n".join([head, *body, *curves, *cls])
+  med = lambda m, k: float(np.median(results[m][:, k]))
+  classes = [{"class": n, "size": int(results["class_size"][k]), "capacity": int(results["capacity"][k]),
+              "trees_to_eps": med("trees_to_eps", k), "samples_to_eps": med("samples_to_eps", k),
+              "samples_per_tree": float(np.mean(results["samples_per_tree"][:, k])),
+              "final_subopt": med("final_subopt", k), "reached_eps": float(np.mean(results["reached_eps"][:, k]))}
+             for k, n in enumerate(results["classes"])]
+  return [
+      cli.Table(trend_rows(results), {"target": "{target}", "predicted": "{predicted:+.2f}",
+                                      "measured [95% CI or range]": "{measured:+.3f} [{lo:.3f}, {hi:.3f}]"},
+                name="trends"),
+      cli.Table(curves, {"H": "{horizon}", "C(Π_all)": "{c_all}", "C(Π_sing) (|Π_sing|)": "{c_sing} ({size_sing})",
+                         "C(random 16)": "{c_rand}", "search s": "{seconds:.2f}"}, name="capacity"),
+      cli.Table(classes, {"class": "{class}", "|Π|": "{size}", "C(Π)": "{capacity}", "trees to ε": "{trees_to_eps:.0f}",
+                          "samples to ε": "{samples_to_eps:.0f}", "samples/tree": "{samples_per_tree:.2f}",
+                          "final subopt": "{final_subopt:.4f}", "reached ε": "{reached_eps:.2f}"}, name="learner"),
+  ]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The largest |C(Π) − closed form| over H for Π_all (2^H) and Π_sing (H + 1), and the log–log slope of
+  the median generative queries to sup-error ε against C(Π) over classes of one cardinality."""
+  H = results["horizons"]
+  fit = fit_slope(results["capacity"].astype(float), results["samples_to_eps"].astype(float), last_decades=None)
+  return {
+      "c_all_minus_2_pow_h": float(np.max(np.abs(results["c_all"] - 2**H))),
+      "c_sing_minus_h_plus_1": float(np.max(np.abs(results["c_sing"] - (H + 1)))),
+      "queries_vs_capacity_slope": fit.slope,
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -149,24 +167,7 @@ def plot(results: dict[str, Any], path: str | None = None):
   ax2.errorbar(c, med, yerr=[med - lo, hi - med], fmt="o", capsize=3)
   for k, n in enumerate(results["classes"]):
     ax2.annotate(n, (c[k], med[k]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-  ax2.plot(c, med[0] * c / c[0], "k--", lw=1, label="∝ C(Π)")
-  ax2.set_xscale("log")
-  ax2.set_yscale("log")
-  ax2.set_xlabel("C(Π)")
-  ax2.set_ylabel("generative queries to sup-error ε (median, IQR)")
-  ax2.legend(fontsize=8)
-  fig.suptitle("Agnostic RL: spanning capacity and trajectory-tree sample cost")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  table = format_table(trend_rows(results), results)
-  cli.report(cfg.out_dir, table, table_file="agnostic_spanning.md", figure_file="agnostic_spanning.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "agnostic_spanning.py", "cpu (default), full or smoke")
+  order = np.argsort(c, kind="stable")
+  cli.power_guide(ax2, c[order], med[order][-1], 1.0, label="∝ C(Π)", style="k--")
+  cli.loglog(ax2, "C(Π)", "generative queries to sup-error ε (median, IQR)")
+  return cli.finish_figure(fig, path, title="Agnostic RL: spanning capacity and trajectory-tree sample cost")

@@ -7,13 +7,12 @@
 (d) NFT's on-policy gradient against GRPO's (population std, ε = 0) over random policies.
 (e) KDRL with KL coefficient 0 against GRPO: the largest parameter gap along a training run.
 
-    python -m experiments.bandit_pg_checks [--config=configs/bandit_pg_checks.py:smoke]
+    python -m rljax.run --config configs/bandit_pg_checks.py --workdir results/bandit_pg_checks
 """
 
 from __future__ import annotations
 
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -21,8 +20,11 @@ import numpy as np
 import optax
 
 from rljax import losses
-from rljax.theory import bandit_pg as bp
-from rljax.theory.kernels.slopes import loglog_slope
+from rljax.theory.pg import answer_bandit as bp
+from experiments import cli
+from experiments.slopes import loglog_slope
+
+DIRECTIONS = ("natural PG", "vanilla PG")  # the step directions of (b): Δz = ηA and Δz = η·π⊙A
 
 
 def estimator_scales(cfg, env, theta) -> list[dict]:
@@ -59,7 +61,7 @@ def entropy_step_errors(cfg) -> dict:
   entropy = lambda logits: -jnp.sum(jax.nn.softmax(logits, -1) * jax.nn.log_softmax(logits, -1), -1)
   etas = np.asarray(cfg.etas)
   out = {"eta": etas}
-  for name, direction in (("natural PG", adv), ("vanilla PG", pi * adv)):
+  for name, direction in zip(DIRECTIONS, (adv, pi * adv)):
     errs = [float(jnp.max(jnp.abs(entropy(z + e * direction) - entropy(z)
                                   - losses.predicted_entropy_change(z, e * direction)))) for e in etas]
     out[name] = np.asarray(errs)
@@ -100,40 +102,70 @@ def kdrl_grpo_gap(cfg, env) -> tuple[float, float]:
   return float(jnp.max(jnp.abs(th_k - th_g))), float(jnp.linalg.norm(th_g))
 
 
-def report(cfg) -> str:
+def run(cfg) -> dict:
+  """(a) estimator scales, (b) entropy-step errors, (d) the NFT–GRPO gradient gap and (e) the KDRL–GRPO
+  parameter gap (with ‖θ_GRPO‖), on one float64 answer bandit."""
   env = bp.make_answer_bandit(jax.random.PRNGKey(cfg.seed), n_prompts=cfg.n_prompts, n_answers=cfg.n_answers,
                               dim=cfg.dim, logit_mean=0.0)
   env = jax.tree.map(lambda a: a.astype(jnp.float64), env)
   theta = 0.5 * jax.random.normal(jax.random.PRNGKey(cfg.seed + 7), (cfg.dim,), jnp.float64)
-  lines = [f"(a) gradient estimates over {cfg.n_batches} batches of {cfg.n_prompts}×{cfg.group_size}: "
-           "scale c of E[estimate] = c·∇J",
-           "| estimator | c [95% CI] | predicted | max off-direction residual (s.e.) |", "|---|---|---|---|"]
-  for r in estimator_scales(cfg, env, theta):
-    pred = "—" if r["predicted"] is None else f"{r['predicted']:.4f}"
-    lines.append(f"| {r['estimator']} | {r['scale']:.4f} ± {r['ci']:.4f} | {pred} | {r['max_resid_se']:.2f} |")
-  errs = entropy_step_errors(cfg)
-  lines += ["", "(b) max |ΔH − (−Cov)| after one step of size η", "| η | " + " | ".join(f"{e:g}" for e in errs["eta"])
-            + " | log–log slope |", "|---|" + "---|" * (len(errs["eta"]) + 1)]
-  for name in ("natural PG", "vanilla PG"):
-    slope, _ = loglog_slope(errs["eta"], errs[name])
-    lines.append(f"| {name} | " + " | ".join(f"{e:.2e}" for e in errs[name]) + f" | {slope:.3f} |")
-  gap = nft_grpo_gap(cfg, env)
-  lines += ["", f"(d) NFT vs GRPO on-policy gradient, {cfg.n_policies} random policies: max relative gap {gap:.2e}"]
-  kd_gap, norm = kdrl_grpo_gap(cfg, env)
-  lines.append(f"(e) KDRL(β=0) vs GRPO over {cfg.steps} Adam steps: max |Δθ| = {kd_gap:.2e} (‖θ‖ = {norm:.2f})")
-  return "\n".join(lines)
+  out = {"estimators": estimator_scales(cfg, env, theta), "entropy": entropy_step_errors(cfg),
+         "nft_gap": nft_grpo_gap(cfg, env)}
+  out["kdrl_gap"], out["theta_norm"] = kdrl_grpo_gap(cfg, env)
+  return {**out,
+          "sizes": {k: cfg[k] for k in ("n_batches", "n_prompts", "group_size", "n_policies", "steps")}}
 
 
-def main(cfg) -> None:
-  jax.config.update("jax_enable_x64", True)
-  os.makedirs(cfg.out_dir, exist_ok=True)
-  text = report(cfg)
-  print(text)
-  with open(os.path.join(cfg.out_dir, "checks.md"), "w") as f:
-    f.write(text + "\n")
+def entropy_rows(results: dict) -> list[dict]:
+  """(b) per direction: the error at each η and its log–log slope in η."""
+  errs = results["entropy"]
+  return [{"method": name, "errors": [float(e) for e in errs[name]], "slope": loglog_slope(errs["eta"], errs[name])[0]}
+          for name in DIRECTIONS]
 
 
-if __name__ == "__main__":
-  from experiments import cli
+def tables(results: dict) -> list[cli.Table]:
+  sz = results["sizes"]
+  estimators = cli.Table(results["estimators"], {
+      "estimator": "{estimator}", "c [95% CI]": "{scale:.4f} ± {ci:.4f}",
+      "predicted": lambda r: "—" if r["predicted"] is None else f"{r['predicted']:.4f}",
+      "max off-direction residual (s.e.)": "{max_resid_se:.2f}",
+  }, title=f"(a) gradient estimates over {sz['n_batches']} batches of {sz['n_prompts']}×{sz['group_size']}: "
+           "scale c of E[estimate] = c·∇J", name="estimators")
+  etas = results["entropy"]["eta"]
+  entropy = cli.Table(entropy_rows(results), {
+      "η": "{method}", **{f"{e:g}": f"{{errors[{i}]:.2e}}" for i, e in enumerate(etas)},
+      "log–log slope": "{slope:.3f}",
+  }, title="(b) max |ΔH − (−Cov)| after one step of size η", name="entropy_step")
+  equivalences = cli.Table([
+      {"check": f"(d) NFT vs GRPO on-policy gradient, {sz['n_policies']} random policies",
+       "quantity": "max relative gap", "value": results["nft_gap"]},
+      {"check": f"(e) KDRL(β=0) vs GRPO over {sz['steps']} Adam steps", "quantity": "largest parameter gap",
+       "value": results["kdrl_gap"]},
+      {"check": f"(e) KDRL(β=0) vs GRPO over {sz['steps']} Adam steps", "quantity": "‖θ‖ at the end",
+       "value": results["theta_norm"]},
+  ], {"check": "{check}", "quantity": "{quantity}", "value": "{value:.2e}"}, name="equivalences")
+  return [estimators, entropy, equivalences]
 
-  cli.launch(main, "bandit_pg_checks.py", "cpu (default) or smoke")
+
+def plot(results: dict, path: str | None = None):
+  """(a) each estimator's scale c with its 95% interval against its prediction; (b) the entropy-step
+  error against η, log–log, with an η² guide."""
+  plt = cli.pyplot(path)
+
+  fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(11, 4.2))
+  rows = results["estimators"]
+  y = np.arange(len(rows))
+  ax_a.errorbar([r["scale"] for r in rows], y, xerr=[r["ci"] for r in rows], fmt="o", label="measured c (95% CI)")
+  pred = [(r["predicted"], i) for i, r in enumerate(rows) if r["predicted"] is not None]
+  ax_a.plot(*zip(*pred), "kx", ms=8, label="predicted")
+  ax_a.set(yticks=y, yticklabels=[r["estimator"] for r in rows], xlabel="c in E[estimate] = c·∇J",
+           title="(a) group estimators")
+  ax_a.grid(alpha=0.3)
+  ax_a.legend(fontsize=8)
+  errs = results["entropy"]
+  for name in DIRECTIONS:
+    ax_b.plot(errs["eta"], errs[name], "o-", label=name)
+  cli.power_guide(ax_b, errs["eta"], 3 * float(np.max([errs[n][-1] for n in DIRECTIONS])), 2.0,
+                  label="∝ η²")  # through the last η, above both curves
+  cli.loglog(ax_b, "η", "max |ΔH − (−η·Cov)|", title="(b) entropy change of one step")
+  return cli.finish_figure(fig, path, title="Exact checks of the RLVR kernels on the softmax answer bandit")

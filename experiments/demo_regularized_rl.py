@@ -9,21 +9,20 @@ preferences between π^BC trajectories plus KL-regularised planning stays near-o
 pessimism, while greedy planning on the same reward does not. Every run is vmapped over seeds
 (each seed its own random MDP, expert demonstrations and learner) and over N^E.
 
-    python -m experiments.demo_regularized_rl [--config=configs/demo_regularized_rl.py:full]
+    python -m rljax.run --config configs/demo_regularized_rl.py:full --workdir results/demo_regularized_rl
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory import tabular_mdp as tm
+from rljax.theory.tabular import demo_regularized_rl as tm
 from rljax.theory.kernels import vi
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
 
 
@@ -110,15 +109,24 @@ def rlhf_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
           for i, m in enumerate(results["rlhf_pairs"])]
 
 
-def format_table(results: dict[str, Any]) -> str:
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  """The slopes against N^E with the medians per N^E, and the RLHF variant's gaps per m."""
   n = results["n_demos"]
-  head = ("| quantity | slope vs N^E [95% CI] | " + " | ".join(f"N^E={k}" for k in n) + " |\n|---|---|"
-          + "---|" * len(n))
-  body = [f"| {r['quantity']} | {r['slope']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}] | "
-          + " | ".join(f"{v:.3g}" for v in r["median"]) + " |" for r in trend_rows(results)]
-  hf = ["", "| RLHF: pairs m | gap, KL-regularised planning | gap, greedy planning | gap, π^BC |", "|---|---|---|---|"]
-  hf += [f"| {r['pairs']} | {r['reg']:.4f} | {r['greedy']:.4f} | {r['bc']:.4f} |" for r in rlhf_rows(results)]
-  return "\n".join([head, *body, *hf])
+  rows = [{**{k: v for k, v in r.items() if k != "median"}, **{f"n{k}": float(v) for k, v in zip(n, r["median"])}}
+          for r in trend_rows(results)]
+  trends = cli.Table(rows, {"quantity": "{quantity}", "slope vs N^E [95% CI]": "{slope:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+                            **{f"N^E={k}": f"{{n{k}:.3g}}" for k in n}}, name="trends")
+  rlhf = cli.Table(rlhf_rows(results), {
+      "RLHF: pairs m": "{pairs}", "gap, KL-regularised planning": "{reg:.4f}",
+      "gap, greedy planning": "{greedy:.4f}", "gap, π^BC": "{bc:.4f}"}, name="rlhf")
+  return [trends, rlhf]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The log–log slope of episodes-to-ε against N^E, and the RLHF variant's gap with KL-regularised
+  planning ÷ with greedy planning on the same BT reward, at the largest number of pairs m."""
+  last = rlhf_rows(results)[-1]
+  return {"episodes_slope": trend_rows(results)[0]["slope"], "rlhf_reg_vs_greedy": last["reg"] / last["greedy"]}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -133,21 +141,16 @@ def plot(results: dict[str, Any], path: str | None = None):
                           ("episodes_demo_certified", "demo-reg. RL, certified", "C2"),
                           ("episodes_ucbvi", "UCBVI (no demos)", "C3")):
     y = results[key] if results[key].ndim == 2 else np.repeat(results[key][:, None], len(n), 1)
-    med = np.median(y, 0)
-    lo, hi = np.quantile(y, [0.25, 0.75], axis=0)
-    ax.plot(n, np.maximum(med, 0.5), "o-", color=col, label=label)
-    ax.fill_between(n, np.maximum(lo, 0.5), np.maximum(hi, 0.5), color=col, alpha=0.15)
+    cli.median_band(ax, n, np.maximum(y, 0.5), label=label, color=col, ls="o-")
   med = np.median(results["episodes_demo"], 0)
-  ax.plot(n, med[len(n) // 2] * n[len(n) // 2] / n, "k--", lw=1, label=r"$\propto 1/N^E$")
+  cli.power_guide(ax, n, med[len(n) // 2] * n[len(n) // 2] / n[-1], -1.0, label=r"$\propto 1/N^E$", style="k--")
   ax.axhline(results["episodes"], color="gray", lw=0.8, ls=":", label="budget T (censored)")
-  ax.set(xscale="log", yscale="log", xlabel=r"$N^E$ (expert demonstrations)", ylabel="episodes until ε-optimal")
-  ax.legend(fontsize=8)
+  cli.loglog(ax, r"$N^E$ (expert demonstrations)", "episodes until ε-optimal")
   ax = axes[1]
   y = results["bc_gap"] / results["eps"][:, None]
   ax.plot(n, np.median(y, 0), "o-", label=r"$V^\star - V^{\pi^{BC}}$ (in units of ε)")
   ax.axhline(1.0, color="k", ls="--", lw=1, label="ε")
-  ax.set(xscale="log", yscale="log", xlabel=r"$N^E$", title="pure behaviour cloning")
-  ax.legend(fontsize=8)
+  cli.loglog(ax, r"$N^E$", "", title="pure behaviour cloning")
   ax = axes[2]
   m = results["rlhf_pairs"]
   for key, label in (("rlhf_gap_reg", "KL-regularised planning (no pessimism)"),
@@ -156,20 +159,4 @@ def plot(results: dict[str, Any], path: str | None = None):
   ax.set(xscale="log", xlabel="preference pairs m", ylabel=r"$(V^\star - V^\pi)/V^\star$",
          title=rf"RLHF variant ($N^E$ = {results['rlhf_demos']})")
   ax.legend(fontsize=8)
-  fig.suptitle("Demonstration-regularised RL on random tabular MDPs (median over seeds)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"demo-regularised RL: S={cfg.n_states} A={cfg.n_actions} H={cfg.horizon} seeds={cfg.seeds} "
-        f"T={cfg.episodes} N^E=2^{cfg.log2_demos_min}..2^{cfg.log2_demos_max} ε={cfg.eps_frac}·V*")
-  results = run(cfg)
-  table = format_table(results)
-  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="demo_regularized_rl.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "demo_regularized_rl.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Demonstration-regularised RL on random tabular MDPs (median over seeds)")

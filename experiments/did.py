@@ -8,21 +8,20 @@ low- (T = 0.2) or high-entropy (T = 5) DID q = softmax(z/T), and n sampled pairs
 Predicted: KL(π*‖π_θ) → sampling-noise floor for the encoding designs, and a plateau at
 KL(π*‖π_ref·(π_w/π_l)) (the power-law optimum) for uniform rejections; the mean chosen
 log-likelihood moves by `chosen_logp_shift` of the population optimum (sign set by the design and
-the learned DID, see rljax.theory.did).
+the learned DID, see rljax.theory.preference.did).
 
-    python -m experiments.did [--config=configs/did.py:full]
+    python -m rljax.run --config configs/did.py:full --workdir results/did
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory import did
+from rljax.theory.preference import did
 from rljax.theory.kernels.divergences import categorical_kl
 from experiments import cli
 
@@ -90,15 +89,26 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = ("| T | design | KL(π*‖π_θ) start | KL end | KL of population optimum | chosen-logp shift end "
-          "| predicted shift | H(DID) end | H(DID) of optimum |\n|---|---|---|---|---|---|---|---|---|")
-  body = [
-      f"| {r['temperature']:g} | {r['design']} | {r['kl_start']:.4f} | {r['kl_end']:.4f} | {r['kl_pred']:.4f} "
-      f"| {r['shift_end']:+.3f} | {r['shift_pred']:+.3f} | {r['did_entropy_end']:.3f} | {r['did_entropy_pred']:.3f} |"
-      for r in rows
-  ]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(trend_rows(results), {
+      "T": "{temperature:g}", "design": "{design}", "KL(π*‖π_θ) start": "{kl_start:.4f}", "KL end": "{kl_end:.4f}",
+      "KL of population optimum": "{kl_pred:.4f}", "chosen-logp shift end": "{shift_end:+.3f}",
+      "predicted shift": "{shift_pred:+.3f}", "H(DID) end": "{did_entropy_end:.3f}",
+      "H(DID) of optimum": "{did_entropy_pred:.3f}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Over the two temperatures: the encoding design's final KL relative to the uniform design's plateau
+  (the worse one), the paper's design's final KL relative to its start (the worse one), and the uniform
+  plateau relative to the power-law optimum's KL (both ratios, smaller and larger)."""
+  rows = {(r["temperature"], r["design"]): r for r in trend_rows(results)}
+  temps = results["temperatures"]
+  return {
+      "encode_vs_plateau": max(rows[(t, "encode")]["kl_end"] / rows[(t, "uniform")]["kl_end"] for t in temps),
+      "paper_design_progress": max(rows[(t, "paper")]["kl_end"] / rows[(t, "paper")]["kl_start"] for t in temps),
+      "plateau_vs_optimum_low": min(rows[(t, "uniform")]["kl_end"] / rows[(t, "uniform")]["kl_pred"] for t in temps),
+      "plateau_vs_optimum_high": max(rows[(t, "uniform")]["kl_end"] / rows[(t, "uniform")]["kl_pred"] for t in temps),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -114,9 +124,7 @@ def plot(results: dict[str, Any], path: str | None = None):
     for c, design in enumerate(designs):
       ax = axes[r, c]
       for i, (t, col) in enumerate(zip(temps, colors)):
-        y = results[metric][i, c]
-        ax.plot(steps, np.median(y, 0), color=col, label=f"T={t:g} measured")
-        ax.fill_between(steps, *np.quantile(y, [0.25, 0.75], axis=0), color=col, alpha=0.15)
+        cli.median_band(ax, steps, results[metric][i, c], label=f"T={t:g} measured", color=col)
         level = np.median(results[pred][i, c])
         if metric != "kl" or level > 1e-12:  # an encoding design's optimum is π* itself: KL 0, off a log axis
           ax.axhline(level, color=col, ls="--", lw=1, label=f"T={t:g} population optimum")
@@ -130,21 +138,5 @@ def plot(results: dict[str, Any], path: str | None = None):
       if c == 0:
         ax.set_ylabel(label)
   axes[0, -1].legend(fontsize=7)
-  fig.suptitle("Tabular DPO (β=1): median over seeds, IQR shaded; dashed = closed-form population optimum")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  jax.config.update("jax_enable_x64", True)
-  cli.prepare(cfg)
-  print(f"DID: |Y|={cfg.n_responses} n={cfg.n_pairs} T={tuple(cfg.temperatures)} designs={tuple(cfg.designs)} "
-        f"seeds={cfg.seeds} steps={cfg.steps}")
-  results = run(cfg)
-  table = format_table(trend_rows(results))
-  cli.report(cfg.out_dir, table, table_file="did.md", figure_file="did.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "did.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Tabular DPO (β=1): median over seeds, IQR shaded; dashed = closed-form "
+                           "population optimum")

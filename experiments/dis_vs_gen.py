@@ -8,13 +8,12 @@ fixed buffer, so one compile serves every m; with `cfg.pad` every n is also zero
 (zero features change neither learner's predictions: NB's extra terms are class-independent, LR's
 extra weights stay 0), so one compile per K serves every (n, m) (cheap only at small sizes).
 
-    python -m experiments.dis_vs_gen [--config=configs/dis_vs_gen.py:full]
+    python -m rljax.run --config configs/dis_vs_gen.py:full --workdir results/dis_vs_gen
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.theory.envs import gaussian_mixture_cls as gm
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from rljax.theory.stats import dis_vs_gen as dg
 from experiments import cli
 
@@ -108,12 +107,22 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], n: np.ndarray) -> str:
-  head = (f"| K | model | m* at n = {', '.join(map(str, n))} | log-log slope of m* vs n [95% CI] "
-          "| dm*/d ln n |\n|---|---|---|---|---|")
-  body = [f"| {r['K']} | {r['model']} | {', '.join(f'{v:g}' for v in r['m_star'])} "
-          f"| {r['slope']:+.2f} [{r['slope_lo']:+.2f}, {r['slope_hi']:+.2f}] | {r['per_log_n']:.1f} |" for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  n = results["n"]
+  rows = [{k: v for k, v in r.items() if k != "m_star_seeds"} for r in trend_rows(results)]
+  return [cli.Table(rows, {
+      "K": "{K}", "model": "{model}",
+      f"m* at n = {', '.join(map(str, n))}": lambda r: ", ".join(f"{v:g}" for v in r["m_star"]),
+      "log-log slope of m* vs n [95% CI]": "{slope:+.2f} [{slope_lo:+.2f}, {slope_hi:+.2f}]",
+      "dm*/d ln n": "{per_log_n:.1f}"},
+      title=f"Bayes errors: {np.round(results['bayes'], 5).tolist()}; max LR gradient norm: "
+            f"{np.nanmax(results['grad_norm']):.1e}")]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The log–log slopes of m* vs n for logistic regression and naive Bayes (the first K)."""
+  rows = {r["model"]: r for r in trend_rows(results) if r["K"] == results["K"][0]}
+  return {"lr_slope": rows["lr"]["slope"], "nb_slope": rows["nb"]["slope"]}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -130,35 +139,12 @@ def plot(results: dict[str, Any], path: str | None = None):
       ax0.plot(results["m"][a, b][ran], results[model][a, b][ran].mean(1), "o-", ms=3, color=colors[model],
                label=f"{model.upper()} K={num_classes}")
     ax0.axhline(results["bayes"][a, b] + results["tol"], color="k", ls="--", lw=1)
-  ax0.set_xscale("log")
-  ax0.set_xlabel("training size m")
-  ax0.set_ylabel(f"test error (n={n[-1]}); dashed: Bayes + tol")
+  ax0.set(xscale="log", xlabel="training size m", ylabel=f"test error (n={n[-1]}); dashed: Bayes + tol")
+  ax0.grid(True, which="both", alpha=0.3)
   ax0.legend(fontsize=8)
   for r in trend_rows(results):
     ax1.plot(n, np.median(r["m_star_seeds"], 0), "o-", color=colors[r["model"]],
              label=f"{r['model'].upper()} K={r['K']}: slope {r['slope']:+.2f}")
-  ax1.plot(n, n * 2.0, "k:", lw=1, label="∝ n")
-  ax1.set_xscale("log")
-  ax1.set_yscale("log")
-  ax1.set_xlabel("feature dimension n")
-  ax1.set_ylabel("m* (median over seeds)")
-  ax1.legend(fontsize=8)
-  for ax in (ax0, ax1):
-    ax.grid(True, which="both", alpha=0.3)
-  fig.suptitle("Gaussian NB vs logistic regression: samples to reach the Bayes error + tol")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  table = format_table(trend_rows(results), results["n"])
-  print(f"Bayes errors: {np.round(results['bayes'], 5).tolist()}; "
-        f"max LR gradient norm: {np.nanmax(results['grad_norm']):.1e}")
-  cli.report(cfg.out_dir, table, table_file="dis_vs_gen.md", figure_file="dis_vs_gen.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "dis_vs_gen.py", "cpu (default), full or smoke")
+  cli.power_guide(ax1, n, 2.0 * n[-1], 1.0, label="∝ n")
+  cli.loglog(ax1, "feature dimension n", "m* (median over seeds)")
+  return cli.finish_figure(fig, path, title="Gaussian NB vs logistic regression: samples to reach the Bayes error + tol")

@@ -7,12 +7,11 @@ block-end rewards, has sublinear regret (log–log slope ≈ 0.5, Õ(√T)); Lin
 biased and its regret is linear (slope ≈ 1). Extra: the regret at T grows with the spectral radius ρ,
 at most like (1 − ρ)^{-3/2}. All runs (learners × systems × seeds) share one compile.
 
-    python -m experiments.dynlin_ucb [--config=configs/dynlin_ucb.py:full] [--config.seeds=16]
+    python -m rljax.run --config configs/dynlin_ucb.py:full --workdir results/dynlin_ucb [--config.seeds=16]
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -21,7 +20,7 @@ import numpy as np
 
 from rljax.theory.bandits import dynlin_ucb as dl
 from rljax.theory.envs import dyn_linear_bandit as env
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
 
 LEARNERS = ("dynlin_ucb", "linucb_myopic")
@@ -87,14 +86,26 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
            "bound_ratio": float(((1 - r) / (1 - rhos[0])) ** -1.5)} for r, g in zip(rhos, reg)]
 
 
-def format_table(rows: list[dict[str, Any]], trends: list[dict[str, Any]], horizon: int) -> str:
-  head = (f"| learner | slope of regret vs t [95% CI] | predicted | median regret at T={horizon} | share on u* (last 10%) |\n"
-          "|---|---|---|---|---|")
-  body = [f"| {r['learner']} | {r['slope']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | {r['predicted']:.1f} "
-          f"| {r['regret_T']:.1f} | {r['on_best']:.2f} |" for r in rows]
-  rho_head = "| ρ | DynLin-UCB regret at T | ratio to first ρ | (1−ρ)^{-3/2} ratio |\n|---|---|---|---|"
-  rho_body = [f"| {r['rho']:.1f} | {r['regret_T']:.1f} | {r['ratio']:.2f} | {r['bound_ratio']:.2f} |" for r in trends]
-  return "\n".join([head, *body, "", rho_head, *rho_body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  horizon = int(results["t"][-1])
+  return [
+      cli.Table(slope_rows(results), {
+          "learner": "{learner}", "slope of regret vs t [95% CI]": "{slope:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+          "predicted": "{predicted:.1f}", f"median regret at T={horizon}": "{regret_T:.1f}",
+          "share on u* (last 10%)": "{on_best:.2f}"},
+          title=f"h = {np.round(results['h'], 4)}, u* = {results['u_star']}, value = {results['value']:.4f}",
+          name="slopes"),
+      cli.Table(trend_rows(results), {
+          "ρ": "{rho:.1f}", "DynLin-UCB regret at T": "{regret_T:.1f}", "ratio to first ρ": "{ratio:.2f}",
+          "(1−ρ)^{-3/2} ratio": "{bound_ratio:.2f}"}, name="rho"),
+  ]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The oracle's value h·u*, and the log–log regret slopes of DynLin-UCB and of myopic LinUCB."""
+  rows = {r["learner"]: r for r in slope_rows(results)}
+  return {"oracle_value": results["value"], "dynlin_slope": rows["dynlin_ucb"]["slope"],
+          "myopic_slope": rows["linucb_myopic"]["slope"]}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -104,21 +115,15 @@ def plot(results: dict[str, Any], path: str | None = None):
   t = results["t"]
   fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
   for i, name in enumerate(results["learners"]):
-    med = np.median(results["regret"][i], axis=0)
-    lo, hi = np.quantile(results["regret"][i], [0.25, 0.75], axis=0)
     for ax in axes[:2]:
-      ax.plot(t, med, "o-", ms=3, label=name)
-      ax.fill_between(t, lo, hi, alpha=0.2)
+      cli.median_band(ax, t, results["regret"][i], label=name, ls="o-")
   anchor = np.median(results["regret"][0, :, -1])
-  axes[1].plot(t, anchor * np.sqrt(t / t[-1]), "k--", lw=1, label="∝ √t")
-  axes[1].plot(t, anchor * t / t[-1], "k:", lw=1, label="∝ t")
-  axes[1].set_xscale("log")
-  axes[1].set_yscale("log")
-  for ax, title in zip(axes[:2], ("cumulative regret (linear axes)", "log–log")):
-    ax.set_xlabel("t")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+  cli.power_guide(axes[1], t, anchor, 0.5, label="∝ √t", style="k--")
+  cli.power_guide(axes[1], t, anchor, 1.0, label="∝ t")
+  cli.loglog(axes[1], "t", "Σ (h·u* − h·u_t)", title="log–log")
+  axes[0].set(xlabel="t", ylabel="Σ (h·u* − h·u_t)", title="cumulative regret (linear axes)")
+  axes[0].grid(True, alpha=0.3)
+  axes[0].legend(fontsize=8)
   rhos, reg = results["rhos"], results["regret_rho"]
   axes[2].errorbar(rhos, np.median(reg, 1), yerr=np.abs(np.quantile(reg, [0.25, 0.75], 1) - np.median(reg, 1)),
                    fmt="o-", label="DynLin-UCB")
@@ -127,21 +132,5 @@ def plot(results: dict[str, Any], path: str | None = None):
   axes[2].set_ylabel(f"regret at T={t[-1]}")
   axes[2].grid(True, alpha=0.3)
   axes[2].legend(fontsize=8)
-  axes[0].set_ylabel("Σ (h·u* − h·u_t)")
-  fig.suptitle("Dynamical linear bandit: DynLin-UCB vs myopic LinUCB (median over seeds, IQR shaded)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  print(f"DynLin bandit σ={cfg.sigma} T={results['t'][-1]} seeds={cfg.seeds}: h={results['h'].round(4)}, "
-        f"u*={results['u_star']}, value={results['value']:.4f}")
-  table = format_table(slope_rows(results), trend_rows(results), int(results["t"][-1]))
-  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="dynlin_ucb.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "dynlin_ucb.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Dynamical linear bandit: DynLin-UCB vs myopic LinUCB (median over seeds, "
+                           "IQR shaded)")

@@ -8,12 +8,11 @@ the complexity N*(ε) with Λ_off = n_off e_2e_2ᵀ (ratio within 3×, same orde
 Instance: d = 4, arms e_1..e_4 and x' = cos(ω)e_1 + sin(ω)e_2, θ* = e_1, σ = 1. One compile; seeds
 are vmapped and the offline buffer is masked to n_off.
 
-    python -m experiments.ftpedel [--config=configs/ftpedel.py:full] [--config.seeds=4]
+    python -m rljax.run --config configs/ftpedel.py:full --workdir results/ftpedel
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -31,7 +30,8 @@ def instance(cfg) -> tuple[jax.Array, jax.Array]:
   return jnp.concatenate([eye, x_prime[None]]), eye[0]
 
 
-def _algo_config(cfg) -> fp.Config:
+def algo_config(cfg) -> fp.Config:
+  """The algorithm's settings (ε, δ, σ and the design solver's sizes) from the experiment config."""
   return fp.Config(epsilon=cfg.epsilon, delta=cfg.delta, sigma=cfg.sigma, design_iters=cfg.design_iters,
                    n_bisect=cfg.n_bisect)
 
@@ -40,7 +40,7 @@ def run(cfg) -> dict[str, Any]:
   """Per n_off and seed: FTPedel's online samples, its output's gap and certificate, and the
   offline-only LCB arm's gap and certificate; N*(ε) per n_off."""
   arms, theta = instance(cfg)
-  algo = _algo_config(cfg)
+  algo = algo_config(cfg)
   gaps = np.asarray(jnp.max(arms @ theta) - arms @ theta)
   n_pad = max(max(cfg.n_offline), 1)
   off_x = jnp.tile(jnp.eye(cfg.dim)[1], (n_pad, 1))
@@ -87,12 +87,24 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], epsilon: float) -> str:
-  head = (f"| n_off | FTPedel online samples (median) | N*(ε={epsilon}) | ratio | max output gap | certified "
-          "| offline-only LCB gap | LCB certified |\n|---|---|---|---|---|---|---|---|")
-  body = [f"| {r['n_off']} | {r['samples']:.0f} | {r['n_star']:.0f} | {r['ratio']:.2f} | {r['max_gap']:.4f} "
-          f"| {r['certified']:.2f} | {r['lcb_gap']:.3f} | {r['lcb_certified']:.2f} |" for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(trend_rows(results), {
+      "n_off": "{n_off}", "FTPedel online samples (median)": "{samples:.0f}",
+      f"N*(ε={results['epsilon']})": "{n_star:.0f}", "ratio": "{ratio:.2f}", "max output gap": "{max_gap:.4f}",
+      "certified": "{certified:.2f}", "offline-only LCB gap": "{lcb_gap:.3f}", "LCB certified": "{lcb_certified:.2f}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Online samples at the largest n_off ÷ at n_off = 0; the smallest and largest ratio of online
+  samples to N*(ε) over n_off; the fraction of FTPedel's outputs that are certified and ε-optimal."""
+  rows = trend_rows(results)
+  eps = results["epsilon"]
+  return {
+      "offline_saving": rows[-1]["samples"] / rows[0]["samples"],
+      "ratio_to_n_star_min": min(r["ratio"] for r in rows),
+      "ratio_to_n_star_max": max(r["ratio"] for r in rows),
+      "certified_eps_optimal": float(np.mean((results["gap"] <= eps) & results["certified"])),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -107,12 +119,7 @@ def plot(results: dict[str, Any], path: str | None = None):
   lo, hi = np.quantile(samples, [0.25, 0.75], axis=1)
   ax0.errorbar(x, med, yerr=[med - lo, hi - med], fmt="o-", capsize=3, label="FTPedel (median, IQR)")
   ax0.plot(x, results["n_star"], "k--", label="N*(ε) (complexity formula)")
-  ax0.set_xscale("log")
-  ax0.set_yscale("log")
-  ax0.set_xlabel("offline samples on e₂ (n_off; 0 drawn at 1)")
-  ax0.set_ylabel("online samples")
-  ax0.grid(True, which="both", alpha=0.3)
-  ax0.legend()
+  cli.loglog(ax0, "offline samples on e₂ (n_off; 0 drawn at 1)", "online samples")
   eps = results["epsilon"]
   good = lambda gap, cert: np.mean((gap <= eps) & cert)
   names = ("offline-only LCB", "online-only", "FTPedel")
@@ -124,20 +131,4 @@ def plot(results: dict[str, Any], path: str | None = None):
     ax1.annotate(f"certified ε-opt: {r:.0%}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center",
                  va="bottom", fontsize=9)
   ax1.set_ylabel(f"online samples (n_off = {n_off[-1]})")
-  fig.suptitle(f"FTPedel, hard-direction bandit, ε = {eps}")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"FTPedel: d={cfg.dim} ω={cfg.omega} ε={cfg.epsilon} n_off={tuple(cfg.n_offline)} seeds={cfg.seeds} "
-        f"on {jax.devices()[0].platform}")
-  results = run(cfg)
-  table = format_table(trend_rows(results), cfg.epsilon)
-  cli.report(cfg.out_dir, table, table_file="ftpedel.md", figure_file="ftpedel.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "ftpedel.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title=f"FTPedel, hard-direction bandit, ε = {eps}")

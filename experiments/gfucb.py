@@ -6,12 +6,11 @@ task (the independent baseline) stays flat; per-task regret grows like √T (log
 Environment: φ*(x) = tanh(W*ᵀx) with n = 20, k = 3, 10 arms per task, Φ = φ* plus 63 perturbed nets.
 Seeds are vmapped; the M tasks are the first M of a 16-task problem, masked (one compile for every M).
 
-    python -m experiments.gfucb [--config=configs/gfucb.py:full] [--config.seeds=4]
+    python -m rljax.run --config configs/gfucb.py:full --workdir results/gfucb
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -20,7 +19,7 @@ import numpy as np
 
 from rljax.theory.bandits import gfucb
 from rljax.theory.envs import linear_bandit as lbenv
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
 
 
@@ -82,12 +81,24 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], horizon: int) -> str:
-  head = (f"| M | per-task regret at T={horizon} | independent baseline | slope vs T [95% CI] | mean |C_T| |\n"
-          "|---|---|---|---|---|")
-  body = [f"| {r['M']} | {r['regret_T']:.2f} | {r['independent_T']:.2f} | {r['slope']:.3f} "
-          f"[{r['slope_lo']:.3f}, {r['slope_hi']:.3f}] | {r['set_size_T']:.1f} |" for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(trend_rows(results), {
+      "M": "{M}", f"per-task regret at T={int(results['t'][-1])}": "{regret_T:.2f}",
+      "independent baseline": "{independent_T:.2f}", "slope vs T [95% CI]": "{slope:.3f} [{slope_lo:.3f}, {slope_hi:.3f}]",
+      "mean |C_T|": "{set_size_T:.1f}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Per-task regret at T for the largest M ÷ M = 1 (GFUCB and the independent baseline), and the
+  smallest and largest regret-vs-T slope over M."""
+  rows = trend_rows(results)
+  slopes = [r["slope"] for r in rows]
+  return {
+      "regret_ratio": rows[-1]["regret_T"] / rows[0]["regret_T"],
+      "independent_ratio": rows[-1]["independent_T"] / rows[0]["independent_T"],
+      "slope_low": min(slopes),
+      "slope_high": max(slopes),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -108,29 +119,7 @@ def plot(results: dict[str, Any], path: str | None = None):
   colors = plt.cm.viridis(np.linspace(0, 0.9, len(tasks)))
   for i, (m, col) in enumerate(zip(tasks, colors)):
     ax1.plot(t, np.median(reg[i], axis=0), "o-", ms=3, color=col, label=f"M={m}")
-  anchor = np.median(reg[0, :, -1])
-  ax1.plot(t, anchor * np.sqrt(t / t[-1]), "k--", lw=1, label="∝ √T")
-  ax1.set_xscale("log")
-  ax1.set_yscale("log")
-  ax1.set_xlabel("t")
-  ax1.set_ylabel("per-task cumulative regret")
-  ax1.legend(fontsize=8)
-  for ax in (ax0, ax1):
-    ax.grid(True, which="both", alpha=0.3)
-  fig.suptitle("GFUCB: median over seeds (IQR bars)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"GFUCB: n={cfg.n} k={cfg.k} |Φ|={cfg.n_phi} arms={cfg.n_arms} T={cfg.horizon} M={tuple(cfg.tasks)} "
-        f"seeds={cfg.seeds} on {jax.devices()[0].platform}")
-  results = run(cfg)
-  table = format_table(trend_rows(results), cfg.horizon)
-  cli.report(cfg.out_dir, table, table_file="gfucb.md", figure_file="gfucb.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "gfucb.py", "cpu (default), full or smoke")
+  cli.power_guide(ax1, t, np.median(reg[0, :, -1]), 0.5, label="∝ √T", style="k--")
+  cli.loglog(ax1, "t", "per-task cumulative regret")
+  ax0.grid(True, which="both", alpha=0.3)
+  return cli.finish_figure(fig, path, title="GFUCB: median over seeds (IQR bars)")

@@ -7,12 +7,11 @@ mixing the learners of intersecting groups beats any single linear model on a gr
 group-blind baseline has linear regret (slope ≈ 1) on the groups its single model fits badly. Its
 final per-group mean squared error is below the baseline's on every group.
 
-    python -m experiments.groupwise [--config=configs/groupwise.py:full]
+    python -m rljax.run --config configs/groupwise.py:full --workdir results/groupwise
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -20,7 +19,7 @@ import numpy as np
 
 from rljax.theory.envs import groups_regression as env
 from rljax.theory.experts import groupwise as gw
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
 
 GROUP_NAMES = ("all", "z1=0", "z1=1", "z2=0", "z2=1", "z3=0", "z3=1")
@@ -71,13 +70,27 @@ def slope_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = ("| meta | group | regret slope (nan: regret ≤ 0) | baseline regret slope | regret / T_g | baseline regret / T_g "
-          "| MSE | baseline MSE | best-in-hindsight MSE |\n|---|---|---|---|---|---|---|---|---|")
-  body = [f"| {r['meta']} | {r['group']} | {r['slope']:+.2f} | {r['base_slope']:+.2f} | {r['regret_per_round']:+.4f} "
-          f"| {r['base_regret_per_round']:+.4f} | {r['mse']:.4f} | {r['base_mse']:.4f} | {r['best_mse']:.4f} |"
-          for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(slope_rows(results), {
+      "meta": "{meta}", "group": "{group}", "regret slope (nan: regret ≤ 0)": "{slope:+.2f}",
+      "baseline regret slope": "{base_slope:+.2f}", "regret / T_g": "{regret_per_round:+.4f}",
+      "baseline regret / T_g": "{base_regret_per_round:+.4f}", "MSE": "{mse:.4f}", "baseline MSE": "{base_mse:.4f}",
+      "best-in-hindsight MSE": "{best_mse:.4f}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Over metas and groups: the steepest groupwise regret slope (groups whose regret is ≤ 0 have none;
+  −1 when no group has a positive regret), the flattest and steepest group-blind baseline slope on the
+  proper groups (not "all"), and the largest ratio of the groupwise to the baseline final MSE."""
+  rows = slope_rows(results)
+  slopes = [r["slope"] for r in rows if np.isfinite(r["slope"])]
+  base = [r["base_slope"] for r in rows if r["group"] != "all"]
+  return {
+      "groupwise_slope_max": max(slopes, default=-1.0),
+      "baseline_slope_low": min(base),
+      "baseline_slope_high": max(base),
+      "mse_ratio_max": max(r["mse"] / r["base_mse"] for r in rows),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -93,8 +106,8 @@ def plot(results: dict[str, Any], path: str | None = None):
     axes[0].plot(t, np.median(r["regret"][:, :, g], 0), "-", color=col, label=f"groupwise {name}")
     axes[0].plot(t, np.median(r["base_regret"][:, :, g], 0), "--", color=col)
   ref = np.median(r["base_regret"][:, -1, 1:], 0).max()
-  axes[0].plot(t, ref * t / t[-1], "k:", lw=1, label="∝ t (dashed: baseline)")
-  axes[0].plot(t, ref * np.sqrt(t / t[-1]), "k-.", lw=1, label="∝ √t")
+  cli.power_guide(axes[0], t, ref, 1.0, label="∝ t (dashed: baseline)", style="k:")
+  cli.power_guide(axes[0], t, ref, 0.5, label="∝ √t", style="k-.")
   axes[0].set_xscale("log")
   axes[0].set_yscale("symlog", linthresh=1.0)
   axes[0].set_xlabel("round t  (T_g ∝ t)")
@@ -109,19 +122,5 @@ def plot(results: dict[str, Any], path: str | None = None):
   axes[1].legend(fontsize=8)
   for ax in axes:
     ax.grid(alpha=0.3)
-  fig.suptitle(f"Groupwise regret ({results['metas'][0]} sleeping experts over per-group VAW ridge)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"Groupwise regret: T={cfg.horizon} seeds={cfg.seeds} metas={tuple(cfg.metas)}")
-  results = run(cfg)
-  table = format_table(slope_rows(results))
-  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="groupwise.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "groupwise.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title=f"Groupwise regret ({results['metas'][0]} sleeping experts over per-group "
+                           "VAW ridge)")

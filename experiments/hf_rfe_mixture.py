@@ -6,13 +6,12 @@ in K, its level grows with d (about 2× from d = 4 to d = 8), and it is flat in 
 the weighted algorithm; the unweighted VTR ablation is expected to degrade with H. Every seed draws
 its own hard instance (random signs and log-stratified magnitudes of μ) and explores it once.
 
-    python -m experiments.hf_rfe_mixture [--config=configs/hf_rfe_mixture.py:full] [--config.seeds=8]
+    python -m rljax.run --config configs/hf_rfe_mixture.py:full --workdir results/hf_rfe_mixture
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Any
 
@@ -20,10 +19,10 @@ import jax
 import numpy as np
 
 from rljax.theory.envs import linear_mixture_mdp as lmm
-from rljax.theory.kernels.slopes import fit_slope, loglog_slope
+from experiments.slopes import fit_slope, loglog_slope
 from rljax.theory.linear_mdp import hf_rfe_mixture as hf
 from experiments import cli
-from experiments.cli import load_results, save_results  # noqa: F401  (notebook and tests)
+
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
 def _batch(key, alg: hf.HfRfeConfig, seeds: int, spread: float, n_rewards: int, checkpoints: tuple) -> hf.Trace:
@@ -50,9 +49,11 @@ def run(cfg) -> dict[str, Any]:
   key = jax.random.PRNGKey(cfg.seed)
   cps = checkpoints(cfg)
   out = {"subopt_d": [], "theta_d": [], "subopt_h": [], "theta_h": []}
+  runs = {}  # the runs of the K sweep, reused by the H sweep where it asks for the same one
   t0 = time.perf_counter()
   for d in cfg.dims:
-    tr = jax.device_get(_batch(key, _alg(cfg, d, cfg.horizon, cfg.n_episodes), cfg.seeds, cfg.spread, cfg.n_rewards, cps))
+    alg = _alg(cfg, d, cfg.horizon, cfg.n_episodes)
+    runs[alg, cfg.seeds] = tr = jax.device_get(_batch(key, alg, cfg.seeds, cfg.spread, cfg.n_rewards, cps))
     out["subopt_d"].append(np.asarray(tr.subopt).max(-1))
     out["theta_d"].append(np.asarray(tr.theta_error))
   t1 = time.perf_counter()
@@ -60,7 +61,10 @@ def run(cfg) -> dict[str, Any]:
     sub, th = [], []
     for v in cfg.variants:
       alg = _alg(cfg, cfg.h_dim, H, cfg.h_episodes, weighted=v == "weighted")
-      tr = jax.device_get(_batch(key, alg, cfg.h_seeds, cfg.spread, cfg.n_rewards, (cfg.h_episodes,)))
+      # Evaluating at more checkpoints leaves the exploration unchanged: the K sweep's last one is this run.
+      tr = runs.get((alg, cfg.h_seeds))
+      if tr is None:
+        tr = jax.device_get(_batch(key, alg, cfg.h_seeds, cfg.spread, cfg.n_rewards, (cfg.h_episodes,)))
       sub.append(np.asarray(tr.subopt)[:, -1].max(-1))
       th.append(np.asarray(tr.theta_error)[:, -1])
     out["subopt_h"].append(sub)
@@ -109,20 +113,34 @@ def h_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(results: dict[str, Any]) -> str:
+def tables(results: dict[str, Any]) -> list[cli.Table]:
   k_cmp = int(results["k"][_at(results, results["compare_at"])])
-  lines = [f"H = {results['horizon']}, K ∈ [{results['k'][0]}, {results['k'][-1]}], predicted slope −0.5 ± 0.1",
-           f"| d | slope of median, last 1.5 dec. [95% CI] | slope of mean | ‖θ̂−θ*‖ slope | max-reward subopt at K={k_cmp} "
-           "| ÷ smallest d (median) | ÷ smallest d (mean) |", "|---|---|---|---|---|---|---|"]
-  lines += [f"| {r['d']} | {r['slope']:.3f} [{r['slope_lo']:.3f}, {r['slope_hi']:.3f}] | {r['slope_mean']:.3f} "
-            f"| {r['theta_slope']:.3f} | {r['level']:.2e} | {r['ratio']:.2f} | {r['ratio_mean']:.2f} |" for r in k_rows(results)]
-  lines += ["", f"d = {results['h_dim']}, K = {results['h_episodes']}: flat in H within 1.5× predicted for the weighted algorithm",
-            "| H | variant | max-reward subopt (median) | ÷ smallest H | mean | ÷ smallest H | H·‖θ̂−θ*‖ |",
-            "|---|---|---|---|---|---|---|"]
-  lines += [f"| {r['H']} | {r['variant']} | {r['subopt']:.2e} | {r['ratio']:.2f} | {r['subopt_mean']:.2e} "
-            f"| {r['ratio_mean']:.2f} | {r['rel_theta']:.3f} |"
-            for r in h_rows(results)]
-  return "\n".join(lines)
+  vs_k = cli.Table(k_rows(results), {
+      "d": "{d}", "slope of median, last 1.5 dec. [95% CI]": "{slope:.3f} [{slope_lo:.3f}, {slope_hi:.3f}]",
+      "slope of mean": "{slope_mean:.3f}", "‖θ̂−θ*‖ slope": "{theta_slope:.3f}",
+      f"max-reward subopt at K={k_cmp}": "{level:.2e}", "÷ smallest d (median)": "{ratio:.2f}",
+      "÷ smallest d (mean)": "{ratio_mean:.2f}"},
+      title=f"H = {results['horizon']}, K ∈ [{results['k'][0]}, {results['k'][-1]}], predicted slope −0.5 ± 0.1",
+      name="vs_k")
+  vs_h = cli.Table(h_rows(results), {
+      "H": "{H}", "variant": "{variant}", "max-reward subopt (median)": "{subopt:.2e}", "÷ smallest H": "{ratio:.2f}",
+      "mean": "{subopt_mean:.2e}", "÷ smallest H (mean)": "{ratio_mean:.2f}", "H·‖θ̂−θ*‖": "{rel_theta:.3f}"},
+      title=f"d = {results['h_dim']}, K = {results['h_episodes']}: flat in H within 1.5× predicted for the weighted "
+            "algorithm", name="vs_h")
+  return [vs_k, vs_h]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Slopes vs K of the median max-reward suboptimality and of ‖θ̂₀ − θ*‖ at the largest d, of the mean
+  suboptimality at the smallest d, and the weighted algorithm's largest mean-suboptimality ratio over H."""
+  rows = k_rows(results)
+  weighted = [r["ratio_mean"] for r in h_rows(results) if r["variant"] == "weighted"]
+  return {
+      "subopt_slope": rows[-1]["slope"],
+      "subopt_mean_slope_small_d": rows[0]["slope_mean"],
+      "theta_slope": rows[-1]["theta_slope"],
+      "h_ratio_weighted": max(weighted),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -133,37 +151,14 @@ def plot(results: dict[str, Any], path: str | None = None):
   k = results["k"]
   fig, (ax_k, ax_h) = plt.subplots(1, 2, figsize=(11, 4.2))
   for i, d in enumerate(results["dims"]):
-    lo, med, hi = np.quantile(results["subopt_d"][i], [0.25, 0.5, 0.75], axis=0)
-    ax_k.plot(k, med, "o-", ms=3, color=f"C{i}", label=f"d={d} (median)")
+    cli.median_band(ax_k, k, results["subopt_d"][i], label=f"d={d} (median)", color=f"C{i}", ls="o-")
     ax_k.plot(k, results["subopt_d"][i].mean(0), ":", color=f"C{i}", label=f"d={d} (mean)")
-    ax_k.fill_between(k, lo, hi, color=f"C{i}", alpha=0.12)
-  anchor = np.median(results["subopt_d"][-1][:, -1])
-  ax_k.plot(k, anchor * np.sqrt(k[-1] / k), "k-", lw=0.8, label="∝ K^(−1/2)")
-  ax_k.set(xscale="log", yscale="log", xlabel="exploration episodes K", ylabel="max_r V*_r − V^π̂_r",
-           title=f"reward-free exploration, H={results['horizon']}")
+  cli.power_guide(ax_k, k, np.median(results["subopt_d"][-1][:, -1]), -0.5, label="∝ K^(−1/2)", style="k-")
+  cli.loglog(ax_k, "exploration episodes K", "max_r V*_r − V^π̂_r", title=f"reward-free exploration, H={results['horizon']}")
   for v, name in enumerate(results["variants"]):
     y = results["subopt_h"][:, v]
     lo, med, hi = np.quantile(y, [0.25, 0.5, 0.75], axis=1)
     ax_h.errorbar(results["horizons"], med, yerr=[med - lo, hi - med], fmt="o-", capsize=3, label=name)
-  ax_h.set(xscale="log", yscale="log", xlabel="horizon H", ylabel=f"max-reward subopt at K={results['h_episodes']}",
-           title=f"horizon dependence (d={results['h_dim']}, median, IQR)")
-  for ax in (ax_k, ax_h):
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.tight_layout()
+  cli.loglog(ax_h, "horizon H", f"max-reward subopt at K={results['h_episodes']}",
+             title=f"horizon dependence (d={results['h_dim']}, median, IQR)")
   return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"hard instance d={tuple(cfg.dims)} H={cfg.horizon} K={cfg.n_episodes} seeds={cfg.seeds}; "
-        f"H={tuple(cfg.horizons)} at K={cfg.h_episodes}, d={cfg.h_dim}, seeds={cfg.h_seeds}")
-  results = run(cfg)
-  save_results(results, os.path.join(cfg.out_dir, "results.npz"))
-  cli.report(cfg.out_dir, format_table(results), table_file="trends.md", figure_file="hf_rfe_mixture.png",
-             plot_fn=lambda path: plot(results, path))
-  print(f"wall time: {results['seconds_k']:.0f} s (vs K), {results['seconds_h']:.0f} s (vs H)")
-
-
-if __name__ == "__main__":
-  cli.launch(main, "hf_rfe_mixture.py", "cpu (default), full or smoke")

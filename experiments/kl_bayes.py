@@ -9,19 +9,18 @@ sampled rollouts, vmapped over seeds (each seed its own π_0 and samples).
 Predicted: pure RL's entropy → 0 with E[r] → max r; KL-RL's KL(π‖π*) → 0 and DPG's KL(π*‖π) → 0, both
 at entropy H(π*) > 0.
 
-    python -m experiments.kl_bayes [--config=configs/kl_bayes.py:full]
+    python -m rljax.run --config configs/kl_bayes.py:full --workdir results/kl_bayes
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory import kl_bayes as kb
+from rljax.theory.preference import kl_bayes as kb
 from experiments import cli
 
 METRICS = ("entropy", "reward", "objective", "kl_reverse", "kl_forward")
@@ -76,16 +75,27 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = ("| method | gradients | H start | H end | H(π*) | E r end | E_π* r | max r | KL(π‖π*) end "
-          "| KL(π*‖π) end |\n|---|---|---|---|---|---|---|---|---|---|")
-  body = [
-      f"| {r['method']} | {'exact' if r['batch'] == 0 else 'B=' + str(r['batch'])} "
-      f"| {r['entropy_start']:.3f} | {r['entropy_end']:.3f} | {r['entropy_star']:.3f} | {r['reward_end']:.3f} "
-      f"| {r['reward_star']:.3f} | {r['reward_max']:.0f} | {r['kl_reverse_end']:.2e} | {r['kl_forward_end']:.2e} |"
-      for r in rows
-  ]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(trend_rows(results), {
+      "method": "{method}", "gradients": lambda r: "exact" if r["batch"] == 0 else f"B={r['batch']}",
+      "H start": "{entropy_start:.3f}", "H end": "{entropy_end:.3f}", "H(π*)": "{entropy_star:.3f}",
+      "E r end": "{reward_end:.3f}", "E_π* r": "{reward_star:.3f}", "max r": "{reward_max:.0f}",
+      "KL(π‖π*) end": "{kl_reverse_end:.2e}", "KL(π*‖π) end": "{kl_forward_end:.2e}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Pure RL's entropy collapse and reward (the weaker gradient mode); with exact gradients, the larger
+  of KL-RL's KL(π‖π*) and DPG's KL(π*‖π); KL-RL's and DPG's largest relative entropy gap to H(π*)."""
+  rows = {(r["method"], r["batch"]): r for r in trend_rows(results)}
+  batches = results["batches"]
+  rl = [rows[("rl", b)] for b in batches]
+  return {
+      "rl_entropy_ratio": max(r["entropy_end"] / r["entropy_start"] for r in rl),
+      "rl_reward_ratio": min(r["reward_end"] / r["reward_max"] for r in rl),
+      "posterior_kl_exact": max(rows[("kl_rl", 0)]["kl_reverse_end"], rows[("dpg", 0)]["kl_forward_end"]),
+      "posterior_entropy_gap": max(abs(rows[(m, b)]["entropy_end"] / rows[(m, b)]["entropy_star"] - 1)
+                                   for m in ("kl_rl", "dpg") for b in batches),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -101,9 +111,7 @@ def plot(results: dict[str, Any], path: str | None = None):
     for c, batch in enumerate(batches):
       ax = axes[r, c]
       for i, method in enumerate(methods):
-        y = results[metric][i, c]
-        ax.plot(steps, np.median(y, 0), color=colors.get(method), label=method)
-        ax.fill_between(steps, *np.quantile(y, [0.25, 0.75], axis=0), color=colors.get(method), alpha=0.15)
+        cli.median_band(ax, steps, results[metric][i, c], label=method, color=colors.get(method))
       if metric == "entropy":
         ax.axhline(np.median(results["entropy_star"]), color="k", ls="--", lw=1, label="H(π*)")
       if metric == "reward":
@@ -120,21 +128,4 @@ def plot(results: dict[str, Any], path: str | None = None):
         ax.set_ylabel(label)
   axes[0, 0].legend(fontsize=8)
   axes[1, 0].legend(fontsize=8)
-  fig.suptitle("Enumerable Markov LM: median over seeds, IQR shaded")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  jax.config.update("jax_enable_x64", True)
-  cli.prepare(cfg)
-  print(f"KL-Bayes: V={cfg.vocab} L={cfg.length} β={cfg.beta} methods={tuple(cfg.methods)} "
-        f"batches={tuple(cfg.batches)} seeds={cfg.seeds} steps={cfg.steps}")
-  results = run(cfg)
-  table = format_table(trend_rows(results))
-  cli.report(cfg.out_dir, table, table_file="kl_bayes.md", figure_file="kl_bayes.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "kl_bayes.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Enumerable Markov LM: median over seeds, IQR shaded")

@@ -7,21 +7,20 @@ trained on the unsupervised regret-loss implements FTRL: its logits point along 
 (cosine > 0.9). Regrets are vmapped over seeds, with one compile per sequence for all horizons;
 LSA restarts are vmapped over seeds and the restart with the lowest held-out regret-loss is kept.
 
-    python -m experiments.llm_regret [--config=configs/llm_regret.py:full] [--config.seeds=16]
+    python -m rljax.run --config configs/llm_regret.py:full --workdir results/llm_regret
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory import online as ol
-from rljax.theory.kernels.slopes import fit_slope
+from rljax.theory.experts import llm_regret as ol
+from experiments.slopes import fit_slope
 from experiments import cli
 
 ALGOS = ("hedge", "ftpl", "ftl")
@@ -147,27 +146,32 @@ def lsa_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], lsa: list[dict[str, Any]], ts: np.ndarray) -> str:
-  head = (
-      f"| sequence | algorithm | predicted slope | slope of Reg_T, T={ts[0]}..{ts[-1]} (last 1.5 dec.) [95% CI] "
-      f"| Reg at T={ts[-1]} | max Reg / Hedge bound √(T ln K/2) |\n|---|---|---|---|---|---|"
-  )
-  body = [
-      f"| {r['sequence']} | {r['algo']} | {'—' if r['predicted'] is None else format(r['predicted'], '.1f')} "
-      f"| {r['slope']:+.3f} [{r['slope_lo']:+.3f}, {r['slope_hi']:+.3f}] | {r['regret_tmax']:.2f} "
-      f"| {r['bound_ratio']:.2f} |"
-      for r in rows
-  ]
-  lsa_head = (
-      "\n\n| K | cos(LSA, −Σℓ) best restart | median cos | restarts with cos > 0.9 | η̂ | regret-loss LSA "
-      "| FTRL(η̂) | Hedge (tuned η) | mean regret LSA / Hedge |\n|---|---|---|---|---|---|---|---|---|"
-  )
-  lsa_body = [
-      f"| {r['n_actions']} | {r['cos']:.3f} | {r['cos_median']:.3f} | {r['frac_ftrl']:.2f} | {r['eta']:.2f} "
-      f"| {r['loss']:.3f} | {r['ftrl_loss']:.3f} | {r['hedge_loss']:.3f} | {r['regret_ratio']:.3f} |"
-      for r in lsa
-  ]
-  return "\n".join([head, *body]) + lsa_head + "\n" + "\n".join(lsa_body)
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  ts = results["T"]
+  regret = cli.Table(slope_rows(results), {
+      "sequence": "{sequence}", "algorithm": "{algo}",
+      "predicted slope": lambda r: "—" if r["predicted"] is None else format(r["predicted"], ".1f"),
+      f"slope of Reg_T, T={ts[0]}..{ts[-1]} (last 1.5 dec.) [95% CI]": "{slope:+.3f} [{slope_lo:+.3f}, {slope_hi:+.3f}]",
+      f"Reg at T={ts[-1]}": "{regret_tmax:.2f}", "max Reg / Hedge bound √(T ln K/2)": "{bound_ratio:.2f}",
+  }, name="regret")
+  lsa = cli.Table(lsa_rows(results), {
+      "K": "{n_actions}", "cos(LSA, −Σℓ) best restart": "{cos:.3f}", "median cos": "{cos_median:.3f}",
+      "restarts with cos > 0.9": "{frac_ftrl:.2f}", "η̂": "{eta:.2f}", "regret-loss LSA": "{loss:.3f}",
+      "FTRL(η̂)": "{ftrl_loss:.3f}", "Hedge (tuned η)": "{hedge_loss:.3f}",
+      "mean regret LSA / Hedge": "{regret_ratio:.3f}",
+  }, name="lsa")
+  return [regret, lsa]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """On the alternating sequence (where Hedge's √T bound is tight and FTL's regret is T/2 − 1/4): the
+  regret slopes of Hedge, FTPL and FTL; and the cosine between the regret-loss LSA's logits and −Σℓ
+  (the restart with the lowest held-out regret-loss; the smaller over the numbers of actions K)."""
+  rows = {(r["sequence"], r["algo"]): r for r in slope_rows(results)}
+  return {
+      **{f"{algo}_alternating_slope": rows[("alternating", algo)]["slope"] for algo in ALGOS},
+      "lsa_ftrl_cosine": min(r["cos"] for r in lsa_rows(results)),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -184,17 +188,11 @@ def plot(results: dict[str, Any], path: str | None = None):
     ax = axes[q]
     for a, algo in enumerate(results["algos"]):
       y = results["regret"][a, q]
-      med = np.median(y, 0)
-      lo, hi = np.quantile(y, [0.25, 0.75], 0)
-      pos = med > 0
-      ax.plot(ts[pos], med[pos], "o-", ms=3, color=colors[algo], label=algo)
-      ax.fill_between(ts[pos], np.maximum(lo[pos], 1e-3), hi[pos], color=colors[algo], alpha=0.15)
+      pos = np.median(y, 0) > 0  # a regret that stays ≤ 0 has no place on a log axis
+      cli.median_band(ax, ts[pos], np.maximum(y[:, pos], 1e-3), label=algo, color=colors[algo])
     ax.plot(ts, results["bound"][q], "k--", lw=1, label="√(T ln K/2)")
     ax.plot(ts, ts / 2, "k:", lw=1, label="T/2")
-    ax.set(xscale="log", yscale="log", xlabel="T", title=sequence)
-    ax.grid(True, which="both", alpha=0.3)
-  axes[0].set_ylabel("regret (median over seeds)")
-  axes[0].legend(fontsize=8)
+    cli.loglog(ax, "T", "regret (median over seeds)" if q == 0 else "", title=sequence, legend=q == 0)
   for i, k in enumerate(results["lsa_n_actions"]):
     ax = axes[len(seqs) + i]
     for s, curve in enumerate(results["lsa_curve"][i]):
@@ -204,20 +202,5 @@ def plot(results: dict[str, Any], path: str | None = None):
     ax.plot([], [], color="C3", label="restart with cos ≤ 0.9")
     ax.set(xlabel="Adam step", ylabel="regret-loss (train)", title=f"LSA on regret-loss, K={k}, T=25")
     ax.legend(fontsize=8)
-  fig.suptitle("Hedge/FTPL are no-regret (slope 1/2), FTL is not (slope 1); the regret-loss LSA learns FTRL")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"LLM regret baselines: K={cfg.n_actions} seeds={cfg.seeds} T=10..10^{cfg.log10_t_max} "
-        f"LSA K={tuple(cfg.lsa_n_actions)} restarts={cfg.lsa_seeds} on {jax.devices()[0].platform}")
-  results = run(cfg)
-  table = format_table(slope_rows(results), lsa_rows(results), results["T"])
-  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="llm_regret.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "llm_regret.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Hedge/FTPL are no-regret (slope 1/2), FTL is not (slope 1); the "
+                           "regret-loss LSA learns FTRL")

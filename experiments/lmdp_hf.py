@@ -5,13 +5,12 @@ near-deterministic LMDPs (small Var*) than on noisy ones; only polylogarithmic i
 reward is ≤ 1, so the regret at H = 5 is within 1.5× of H = 3. Each seed draws one random LMDP per
 variant (the same transitions and last-step rewards for every H); the two variants share one batch.
 
-    python -m experiments.lmdp_hf [--config=configs/lmdp_hf.py:full] [--config.seeds=8]
+    python -m rljax.run --config configs/lmdp_hf.py:full --workdir results/lmdp_hf [--config.seeds=8]
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
@@ -19,10 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax.theory.envs import lmdp
-from rljax.theory.kernels.slopes import fit_slope
 from rljax.theory.tabular import lmdp_hf as lh
 from experiments import cli
-from experiments.cli import load_results, save_results  # noqa: F401  (notebook and tests)
+from experiments.slopes import regret_slopes
 
 _run = jax.jit(lh.run, static_argnums=(1, 3))
 
@@ -64,18 +62,16 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   its ratio to the noisy variant at the same H and to the smallest H for the same variant,
   mean V* and mean V*(1 − V*) (the return variance of π* for 0/1 returns), switches at K."""
   k, j = results["k"], _at(results, results["compare_at"])
-  idx = np.unique(np.searchsorted(k, np.logspace(2, np.log10(k[-1]), 30)).clip(0, k.size - 1))
   noisy = results["variants"].index("noisy") if "noisy" in results["variants"] else 0
   rows = []
   for h, H in enumerate(results["horizons"]):
     for v, name in enumerate(results["variants"]):
-      reg = np.maximum(results["regret"][h, v][:, idx], 1e-9)
-      fit = fit_slope(k[idx], reg)
+      fit, whole = regret_slopes(k, results["regret"][h, v], 100, 30)
       at = float(np.median(results["regret"][h, v][:, j]))
       vs = results["v_star"][h, v]
       rows.append({
           "H": H, "variant": name, "slope": fit.slope, "slope_lo": fit.ci_low, "slope_hi": fit.ci_high,
-          "slope_whole": fit_slope(k[idx], reg, last_decades=None).slope, "regret_cmp": at,
+          "slope_whole": whole.slope, "regret_cmp": at,
           "ratio_to_noisy": at / float(np.median(results["regret"][h, noisy][:, j])),
           "ratio_to_H0": at / float(np.median(results["regret"][0, v][:, j])),
           "v_star": float(vs.mean()), "var_star": float(np.mean(vs * (1 - vs))),
@@ -84,14 +80,27 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], k_cmp: int) -> str:
-  head = (f"| H | variant | regret slope, last 1.5 dec. [95% CI] | slope, K ≥ 100 | regret at K={k_cmp} "
-          f"| ÷ noisy (same H) | ÷ smallest H | mean V* | mean V*(1−V*) | switches |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
-  body = [f"| {r['H']} | {r['variant']} | {r['slope']:.3f} [{r['slope_lo']:.3f}, {r['slope_hi']:.3f}] "
-          f"| {r['slope_whole']:.3f} | {r['regret_cmp']:.1f} | {r['ratio_to_noisy']:.2f} | {r['ratio_to_H0']:.2f} "
-          f"| {r['v_star']:.3f} | {r['var_star']:.3f} | {r['switches']:.1f} |" for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  k_cmp = int(results["k"][_at(results, results["compare_at"])])
+  return [cli.Table(trend_rows(results), {
+      "H": "{H}", "variant": "{variant}", "regret slope, last 1.5 dec. [95% CI]": "{slope:.3f} [{slope_lo:.3f}, {slope_hi:.3f}]",
+      "slope, K ≥ 100": "{slope_whole:.3f}", f"regret at K={k_cmp}": "{regret_cmp:.1f}",
+      "÷ noisy (same H)": "{ratio_to_noisy:.2f}", "÷ smallest H": "{ratio_to_H0:.2f}", "mean V*": "{v_star:.3f}",
+      "mean V*(1−V*)": "{var_star:.3f}", "switches": "{switches:.1f}"}, name="trends")]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """At the longest horizon: the regret slope of each variant; over the horizons: the largest ratio of
+  the deterministic variant's regret to the noisy one's, and the largest ratio of the regret at the
+  longest horizon to the shortest one's (at compare_at)."""
+  H = results["horizons"][-1]
+  rows = {(r["H"], r["variant"]): r for r in trend_rows(results)}
+  return {
+      "regret_slope_noisy": rows[(H, "noisy")]["slope"],
+      "regret_slope_deterministic": rows[(H, "deterministic")]["slope"],
+      "deterministic_vs_noisy": max(rows[(h, "deterministic")]["ratio_to_noisy"] for h in results["horizons"]),
+      "horizon_ratio": max(rows[(H, v)]["ratio_to_H0"] for v in results["variants"]),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -103,14 +112,10 @@ def plot(results: dict[str, Any], path: str | None = None):
   styles = ["-", "--", ":", "-."]
   for h, H in enumerate(results["horizons"]):
     for v, name in enumerate(results["variants"]):
-      y = results["regret"][h, v]
-      lo, med, hi = np.quantile(y, [0.25, 0.5, 0.75], axis=0)
-      ax_r.plot(k, med, styles[h % 4], color=f"C{v}", label=f"{name}, H={H}")
-      ax_r.fill_between(k, lo, hi, color=f"C{v}", alpha=0.1)
+      cli.median_band(ax_r, k, results["regret"][h, v], label=f"{name}, H={H}", color=f"C{v}", ls=styles[h % 4])
   anchor = np.median(results["regret"][-1, -1][:, 0])
-  ax_r.plot(k, anchor * np.sqrt(k / k[0]), "k-", lw=0.8, label="∝ √K")
-  ax_r.set(xscale="log", yscale="log", xlabel="episodes K", ylabel="regret Σ_k (V* − V^π_k)",
-           title="Latent MDP (M=2): regret (median, IQR)")
+  cli.power_guide(ax_r, k, anchor * np.sqrt(k[-1] / k[0]), 0.5, label="∝ √K", style="k-")
+  cli.loglog(ax_r, "episodes K", "regret Σ_k (V* − V^π_k)", title="Latent MDP (M=2): regret (median, IQR)")
   width = 0.8 / len(results["horizons"])
   for h, H in enumerate(results["horizons"]):
     med = [np.median(results["regret"][h, v][:, j]) for v in range(len(results["variants"]))]
@@ -118,23 +123,6 @@ def plot(results: dict[str, Any], path: str | None = None):
   ax_b.set_xticks(np.arange(len(results["variants"])) + width * (len(results["horizons"]) - 1) / 2,
                   results["variants"])
   ax_b.set(ylabel=f"regret at K={k[j]}", title="variance dependence and horizon-freeness")
-  for ax in (ax_r, ax_b):
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.tight_layout()
+  ax_b.grid(True, alpha=0.3)
+  ax_b.legend(fontsize=8)
   return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"LMDP M={cfg.n_contexts} S={cfg.n_states} A={cfg.n_actions} H={tuple(cfg.horizons)} K={cfg.n_episodes} "
-        f"seeds={cfg.seeds} bonus_scale={cfg.bonus_scale}")
-  results = run(cfg)
-  table = format_table(trend_rows(results), int(results["k"][_at(results, cfg.compare_at)]))
-  save_results(results, os.path.join(cfg.out_dir, "results.npz"))
-  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="lmdp_hf.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "lmdp_hf.py", "cpu (default), full or smoke")

@@ -7,21 +7,19 @@ utterance policy's payoff against a best-responding receiver rises with every LS
 towards the equilibrium value and beats direct policy gradient over all utterances at the same
 number of sampled games. Everything per seed is one jitted function, vmapped over seeds.
 
-    python -m experiments.lspo [--config=configs/lspo.py:full] [--config.seeds=8]
+    python -m rljax.run --config configs/lspo.py:full --workdir results/lspo
 """
 
 from __future__ import annotations
 
-import csv
-import os
 from typing import Any
 
 import jax
 import numpy as np
 
-from rljax.games import cfr, kuhn, lspo
-from rljax.games import cheap_talk as ct
-from rljax.theory.kernels.slopes import fit_slope
+from rljax.theory.games import cfr, kuhn, lspo
+from rljax.theory.games import cheap_talk as ct
+from experiments.slopes import fit_slope
 from experiments import cli
 
 
@@ -79,11 +77,13 @@ def run(cfg) -> dict[str, Any]:
 
 
 def slope_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-  """The CFR+ exploitability slope on Kuhn poker (last 1.5 decades) and the game value."""
+  """The CFR+ exploitability slope on Kuhn poker (last 1.5 decades), its final value, the game value and
+  the cheap-talk game's equilibrium value."""
   x, y = results["kuhn_iters"], results["kuhn_exploitability"]
   fit = fit_slope(x, y)
-  return [{"quantity": "Kuhn CFR+ exploitability", "predicted_slope": -1.0, "slope": fit.slope,
-           "final": float(y[-1]), "iters": int(x[-1]), "value": results["kuhn_value"]}]
+  return [{"predicted_slope": -1.0, "slope": fit.slope, "final": float(y[-1]), "iters": int(x[-1]),
+           "value": results["kuhn_value"], "predicted_value": kuhn.GAME_VALUE,
+           "equilibrium_value": results["equilibrium_value"]}]
 
 
 def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -102,36 +102,30 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(slopes: list[dict[str, Any]], trends: list[dict[str, Any]], results: dict[str, Any]) -> str:
-  s = slopes[0]
-  names = ["lspo", *(f"rl_{lr:g}" for lr in results["rl_lrs"])]
-  heads = ["LSPO", *(f"direct RL, lr {lr:g}" for lr in results["rl_lrs"])]
-  lines = [
-      "| quantity | predicted | measured |\n|---|---|---|",
-      f"| Kuhn CFR+ exploitability slope (last 1.5 decades of T ≤ {s['iters']}) | −1 | {s['slope']:+.3f} |",
-      f"| Kuhn exploitability at T = {s['iters']} | < 1e-3 | {s['final']:.2e} |",
-      f"| Kuhn value of the average strategy (player 0) | {kuhn.GAME_VALUE:+.5f} | {s['value']:+.5f} |",
-      f"| cheap-talk equilibrium value (sender) | — | {results['equilibrium_value']:+.4f} |",
-      "",
-      "| LSPO iteration | sampled games | " + " | ".join(f"{h} [IQR]" for h in heads) + " | P(LSPO > best RL) |",
-      "|---|---|" + "---|" * len(heads) + "---|",
-  ]
-  for r in trends:
-    cells = " | ".join(f"{r[n]:+.4f} [{r[n + '_q25']:+.4f}, {r[n + '_q75']:+.4f}]" for n in names)
-    lines.append(f"| {r['iteration']} | {r['games']} | {cells} | {r['lspo_beats_rl']:.2f} |")
-  return "\n".join(lines)
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  iters = int(results["kuhn_iters"][-1])
+  solver = cli.Table(slope_rows(results), {
+      f"Kuhn CFR+ exploitability slope (last 1.5 decades of T ≤ {iters}), predicted −1": "{slope:+.3f}",
+      f"Kuhn exploitability at T = {iters}, predicted < 1e-3": "{final:.2e}",
+      "Kuhn value of the average strategy (player 0)": "{value:+.5f}", "predicted value": "{predicted_value:+.5f}",
+      "cheap-talk equilibrium value (sender)": "{equilibrium_value:+.4f}"}, name="solver")
+  curve = lambda n: lambda r: f"{r[n]:+.4f} [{r[n + '_q25']:+.4f}, {r[n + '_q75']:+.4f}]"
+  columns = {"LSPO iteration": "{iteration}", "sampled games": "{games}", "LSPO [IQR]": curve("lspo")}
+  columns.update({f"direct RL, lr {lr:g} [IQR]": curve(f"rl_{lr:g}") for lr in results["rl_lrs"]})
+  columns["P(LSPO > best RL)"] = "{lspo_beats_rl:.2f}"
+  return [solver, cli.Table(trend_rows(results), columns, name="payoff")]
 
 
-def write_csv(results: dict[str, Any], path: str) -> None:
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["method", "seed", "iteration", "games", "payoff"])
-    curves = {"lspo": results["lspo_payoff"]}
-    curves.update({f"rl_lr{lr:g}": results["rl_payoff"][:, j] for j, lr in enumerate(results["rl_lrs"])})
-    for name, y in curves.items():
-      for s, row in enumerate(y):
-        for i, v in enumerate(row):
-          w.writerow([name, s, i, results["games"][i], v])
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """Kuhn CFR+'s value and final exploitability; the smallest per-iteration change of LSPO's median
+  payoff; the fraction of seeds where LSPO beats direct RL's best learning rate at the last iteration."""
+  med = np.median(results["lspo_payoff"], 0)
+  return {
+      "kuhn_value": results["kuhn_value"],
+      "kuhn_exploitability": float(results["kuhn_exploitability"][-1]),
+      "lspo_min_step": float(np.min(np.diff(med))),
+      "lspo_beats_rl": trend_rows(results)[-1]["lspo_beats_rl"],
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -141,38 +135,19 @@ def plot(results: dict[str, Any], path: str | None = None):
 
   fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 4.2))
   x, y = results["kuhn_iters"], results["kuhn_exploitability"]
-  a0.loglog(x, y, label="CFR+ (linear average)")
-  a0.loglog(x, y[9] * 10 / x, "k--", lw=1, label="∝ 1/T")
+  a0.plot(x, y, label="CFR+ (linear average)")
+  cli.power_guide(a0, x, y[-1], -1.0, label="∝ 1/T", style="k--")
   a0.axhline(1e-3, color="gray", lw=0.8, ls=":")
-  a0.set(xlabel="CFR+ iterations T", ylabel="exploitability (NashConv / 2)", title="Kuhn poker")
-  a0.legend()
-  a0.grid(True, which="both", alpha=0.3)
+  cli.loglog(a0, "CFR+ iterations T", "exploitability (NashConv / 2)", title="Kuhn poker")
   it = results["iteration"]
   curves = [(results["lspo_payoff"], "LSPO (k-means → CFR+ → DPO)", "C0")]
   curves += [(results["rl_payoff"][:, j], f"direct policy gradient, lr {lr:g}", f"C{3 + j}")
              for j, lr in enumerate(results["rl_lrs"])]
   for p, label, col in curves:
-    a1.plot(it, np.median(p, 0), "o-", color=col, label=label)
-    a1.fill_between(it, *np.quantile(p, [0.25, 0.75], axis=0), color=col, alpha=0.2)
+    cli.median_band(a1, it, p, label=label, color=col, ls="o-")
   a1.axhline(results["equilibrium_value"], color="k", ls="--", lw=1, label="equilibrium value")
   a1.set(xlabel=f"iteration ({results['games'][1]} sampled games each)",
          ylabel="payoff vs best-responding receiver", title="Cheap-talk game, 200 utterances")
   a1.legend(fontsize=8)
   a1.grid(True, alpha=0.3)
-  fig.tight_layout()
   return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"LSPO: Kuhn CFR+ T={cfg.kuhn_iters}; cheap talk U={cfg.n_utterances} seeds={cfg.seeds} "
-        f"iterations={cfg.lspo_iters} on {jax.devices()[0].platform}")
-  results = run(cfg)
-  table = format_table(slope_rows(results), trend_rows(results), results)
-  write_csv(results, os.path.join(cfg.out_dir, "payoffs.csv"))
-  cli.report(cfg.out_dir, table, table_file="table.md", figure_file="lspo.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "lspo.py", "cpu (default), full or smoke")

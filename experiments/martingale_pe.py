@@ -6,13 +6,12 @@ ML, LSTD-TD(0), LSTD-TD(λ) and GTD converge to their continuous-time limit with
 this smooth problem) and to θ* down to the Monte-Carlo floor, with error ∝ paths^{-1/2}; MSTDE keeps a bias
 that does not vanish as Δt → 0 (it grows towards its continuous-time limit).
 
-    python -m experiments.martingale_pe [--config=configs/martingale_pe.py:full]
+    python -m rljax.run --config configs/martingale_pe.py:full --workdir results/martingale_pe
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
@@ -22,7 +21,7 @@ import numpy as np
 from rljax.theory.ct import martingale_pe as mp
 from rljax.theory.envs import ou_process as ou
 from rljax.theory.kernels import sde
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
 
 METHODS = ("ml", "lstd_td0", "lstd_td_lambda", "gtd", "mstde")
@@ -91,15 +90,23 @@ def slope_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
+def tables(results: dict[str, Any]) -> list[cli.Table]:
   dt = results["dt"]
-  head = (f"| method | slope of ‖θ̂(Δt) − θ̂(Δt_ref)‖ vs Δt [95% CI] | slope of ‖θ̂ − θ*‖ vs Δt "
-          f"| ‖θ̂ − θ*‖ at Δt={dt[0]:g} | at Δt={dt[-1]:g} | slope of ‖θ̂ − θ*‖ vs paths |\n"
-          "|---|---|---|---|---|---|")
-  body = [f"| {r['method']} | {r['slope_limit']:+.2f} [{r['limit_lo']:+.2f}, {r['limit_hi']:+.2f}] "
-          f"| {r['slope_true']:+.2f} | {r['err_true_coarse']:.4f} | {r['err_true_fine']:.4f} | {r['slope_paths']:+.2f} |"
-          for r in rows]
-  return "\n".join([head, *body])
+  return [cli.Table(slope_rows(results), {
+      "method": "{method}", "slope of ‖θ̂(Δt) − θ̂(Δt_ref)‖ vs Δt [95% CI]": "{slope_limit:+.2f} [{limit_lo:+.2f}, {limit_hi:+.2f}]",
+      "slope of ‖θ̂ − θ*‖ vs Δt": "{slope_true:+.2f}", f"‖θ̂ − θ*‖ at Δt={dt[0]:g}": "{err_true_coarse:.4f}",
+      f"at Δt={dt[-1]:g}": "{err_true_fine:.4f}", "slope of ‖θ̂ − θ*‖ vs paths": "{slope_paths:+.2f}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The smallest slope, over ML, LSTD-TD(0), LSTD-TD(λ) and GTD, of the distance to the continuous-time
+  limit vs Δt; ML's error to θ* at the finest Δt ÷ MSTDE's; MSTDE's error at the finest Δt ÷ at the coarsest."""
+  rows = {r["method"]: r for r in slope_rows(results)}
+  return {
+      "limit_slope_min": min(rows[m]["slope_limit"] for m in METHODS if m != "mstde"),
+      "ml_vs_mstde_error": rows["ml"]["err_true_fine"] / rows["mstde"]["err_true_fine"],
+      "mstde_error_fine_vs_coarse": rows["mstde"]["err_true_fine"] / rows["mstde"]["err_true_coarse"],
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -115,31 +122,13 @@ def plot(results: dict[str, Any], path: str | None = None):
       ax.set_axis_off()
       continue
     for m in METHODS:
-      y = results[yk][m]
-      ax.plot(x, np.median(y, 0), "o-", ms=3, label=m)
+      ax.plot(x, np.median(results[yk][m], 0), "o-", ms=3, label=m)
     ref = np.median(results[yk]["ml"], 0)[0]
     if xk == "dt":
-      ax.plot(x, ref * x / x[0], "k:", lw=1, label="∝ Δt")
+      cli.power_guide(ax, x, ref * x[-1] / x[0], 1.0, label="∝ Δt")
     else:
-      ax.plot(x, ref * np.sqrt(x[0] / x), "k:", lw=1, label="∝ paths^-1/2")
+      cli.power_guide(ax, x, ref * np.sqrt(x[0] / x[-1]), -0.5, label="∝ paths^-1/2")
+    cli.loglog(ax, xl, yl, legend=ax is axes[0])
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel(xl)
-    ax.set_ylabel(yl)
-    ax.grid(True, which="both", alpha=0.3)
-  axes[0].legend(fontsize=8)
-  fig.suptitle("OU policy evaluation: martingale loss / orthogonality vs mean-square TD error (median over seeds)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  table = format_table(slope_rows(results), results)
-  cli.report(cfg.out_dir, table, table_file="martingale_pe.md", figure_file="martingale_pe.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "martingale_pe.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="OU policy evaluation: martingale loss / orthogonality vs mean-square TD "
+                           "error (median over seeds)")

@@ -6,7 +6,7 @@ flatter than NeuSquareCB when the best arm's cumulative loss L* is small (large 
 also reports the oracle's mean squared error over all arms in the first and last blocks: the regret
 bound only applies once this error is small.
 
-    python -m experiments.neucb [--config=configs/neucb.py:full]
+    python -m rljax.run --config configs/neucb.py:full --workdir results/neucb
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import jax
 import numpy as np
 
 from rljax.theory.bandits import neucb as nc
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
+
+NAMES = {"square": "NeuSquareCB", "fast": "NeuFastCB"}
 
 
 def run(cfg) -> dict[str, Any]:
@@ -38,23 +40,35 @@ def run(cfg) -> dict[str, Any]:
 
 
 def slope_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+  """Per (sharpness, algo): the regret slope and its seed-bootstrap CI, final regret, L*, oracle MSE."""
   rows = []
   for s in results["sharpness"]:
     for algo in results["algos"]:
       r = results[(s, algo)]
       fit = fit_slope(results["t"], r["regret"], n_boot=200)
-      rows.append({"sharpness": s, "algo": algo, "slope": fit.slope, "ci": (fit.ci_low, fit.ci_high),
+      rows.append({"sharpness": s, "algo": algo, "slope": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
                    "regret": float(np.median(r["regret"][:, -1])), "lstar": float(np.median(r["lstar"][:, -1])),
                    "mse_first": float(np.median(r["mse"][:, 0])), "mse_last": float(np.median(r["mse"][:, -1]))})
   return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = ("| s | algo | regret slope (pred. 0.5 square) | 95% CI | final regret | L* | oracle MSE first block "
-          "| oracle MSE last block |\n|---|---|---|---|---|---|---|---|")
-  body = [f"| {r['sharpness']:g} | {r['algo']} | {r['slope']:.2f} | [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] "
-          f"| {r['regret']:.1f} | {r['lstar']:.1f} | {r['mse_first']:.4f} | {r['mse_last']:.4f} |" for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(slope_rows(results), {
+      "s": "{sharpness:g}", "algo": "{algo}", "regret slope (pred. 0.5 square)": "{slope:.2f}",
+      "95% CI": "[{ci_low:.2f}, {ci_high:.2f}]", "final regret": "{regret:.1f}", "L*": "{lstar:.1f}",
+      "oracle MSE first block": "{mse_first:.4f}", "oracle MSE last block": "{mse_last:.4f}"})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """NeuSquareCB's regret slope (the steeper sharpness), NeuFastCB's final regret ÷ NeuSquareCB's (the
+  larger over sharpness levels), and NeuFastCB's slope minus NeuSquareCB's at the largest sharpness."""
+  rows = {(r["sharpness"], r["algo"]): r for r in slope_rows(results)}
+  sharp = results["sharpness"]
+  return {
+      "square_slope": max(rows[(s, "square")]["slope"] for s in sharp),
+      "fast_square_ratio": max(rows[(s, "fast")]["regret"] / rows[(s, "square")]["regret"] for s in sharp),
+      "fast_slope_gap_small_lstar": rows[(max(sharp), "fast")]["slope"] - rows[(max(sharp), "square")]["slope"],
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -67,29 +81,11 @@ def plot(results: dict[str, Any], path: str | None = None):
     for algo in results["algos"]:
       r = results[(s, algo)]
       ls = "-" if algo == "square" else "--"
-      axes[0].plot(t, np.median(r["regret"], 0), ls, label=f"Neu{'Square' if algo == 'square' else 'Fast'}CB s={s:g}")
-      axes[1].plot(t, np.median(r["mse"], 0), ls, label=f"{algo} s={s:g}")
+      cli.median_band(axes[0], t, r["regret"], label=f"{NAMES[algo]} s={s:g}", ls=ls)
+      cli.median_band(axes[1], t, r["mse"], label=f"{algo} s={s:g}", ls=ls)
   ref = max(np.median(results[k]["regret"][:, -1]) for k in results if isinstance(k, tuple))
-  axes[0].plot(t, ref * np.sqrt(t / t[-1]), "k-.", lw=1, label="∝ √t")
-  axes[0].plot(t, ref * t / t[-1], "k:", lw=1, label="∝ t")
-  axes[0].set(xscale="log", yscale="log", xlabel="round t", ylabel="cumulative pseudo-regret (median)")
-  axes[1].set(xscale="log", yscale="log", xlabel="round t", ylabel="oracle MSE over all arms (block mean)")
-  for ax in axes:
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.suptitle("NeuSquareCB / NeuFastCB on a teacher-network bandit")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"NeuCB: T={cfg.horizon} seeds={cfg.seeds} sharpness={tuple(cfg.sharpness)}")
-  results = run(cfg)
-  table = format_table(slope_rows(results))
-  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="neucb.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "neucb.py", "cpu (default), full or smoke")
+  cli.power_guide(axes[0], t, ref, 0.5, label="∝ √t", style="k-.")
+  cli.power_guide(axes[0], t, ref, 1.0, label="∝ t")
+  cli.loglog(axes[0], "round t", "cumulative pseudo-regret (median)")
+  cli.loglog(axes[1], "round t", "oracle MSE over all arms (block mean)")
+  return cli.finish_figure(fig, path, title="NeuSquareCB / NeuFastCB on a teacher-network bandit")

@@ -7,21 +7,20 @@ MLE (no randomisation) has no exploration and gets stuck on some seeds. Problems
 dueling bandit, (b) a tabular MDP with one-hot features. Seeds and ε are vmapped; one compile per
 (problem, method).
 
-    python -m experiments.pr_lsvi [--config=configs/pr_lsvi.py:full] [--config.seeds=4]
+    python -m rljax.run --config configs/pr_lsvi.py:full --workdir results/pr_lsvi
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory import linear_pref as lp
-from rljax.theory.kernels.slopes import fit_slope
+from rljax.theory.linear_mdp import pr_lsvi as lp
+from experiments.slopes import fit_slope
 from experiments import cli
 
 PROBLEMS = ("bandit", "mdp")
@@ -88,13 +87,28 @@ def slope_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = ("| problem | method | regret slope [95% CI] | regret at T | queries at T | queries / T "
-          "| seeds with linear tail |\n|---|---|---|---|---|---|---|")
-  body = [f"| {r['problem']} | {r['method']} | {r['slope']:.3f} [{r['slope_lo']:.3f}, {r['slope_hi']:.3f}] "
-          f"| {r['regret_T']:.1f} | {r['queries_T']:.0f} | {r['query_frac']:.3f} | {r['stuck_frac']:.2f} |"
-          for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, dict[str, Any]]) -> list[cli.Table]:
+  return [cli.Table(slope_rows(results), {
+      "problem": "{problem}", "method": "{method}", "regret slope [95% CI]": "{slope:.3f} [{slope_lo:.3f}, {slope_hi:.3f}]",
+      "regret at T": "{regret_T:.1f}", "queries at T": "{queries_T:.0f}", "queries / T": "{query_frac:.3f}",
+      "seeds with linear tail": "{stuck_frac:.2f}"})]
+
+
+def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+  """PR-LSVI's regret slope at the smallest ε (0) on each problem; the larger over the two problems of
+  the ratio of total queries at the largest ε to those at the smallest; and in the bandit, the ratio
+  of final regret at the smallest ε to that at the largest (both below 1 when a larger ε asks less
+  and pays more regret)."""
+  rows = {(r["problem"], r["method"]): r for r in slope_rows(results)}
+  pr = {p: [m for m in res["methods"] if m != "greedy"] for p, res in results.items()}  # ε ascending
+  first = {p: rows[(p, pr[p][0])] for p in results}
+  last = {p: rows[(p, pr[p][-1])] for p in results}
+  return {
+      "bandit_regret_slope": first["bandit"]["slope"],
+      "mdp_regret_slope": first["mdp"]["slope"],
+      "queries_largest_vs_zero_eps": max(last[p]["queries_T"] / first[p]["queries_T"] for p in results),
+      "bandit_regret_zero_vs_largest_eps": first["bandit"]["regret_T"] / last["bandit"]["regret_T"],
+  }
 
 
 def plot(results: dict[str, dict[str, Any]], path: str | None = None):
@@ -109,11 +123,9 @@ def plot(results: dict[str, dict[str, Any]], path: str | None = None):
     for i, (m, col) in enumerate(zip(methods, colors)):
       col = "tab:red" if m == "greedy" else col
       for ax, y in ((axes[r, 0], res["cum_regret"][i]), (axes[r, 1], res["cum_queries"][i])):
-        pos = lambda a: np.where(a > 0, a, np.nan)  # greedy may never query: nothing to draw on log axes
-        ax.plot(t, pos(np.median(y, 0)), "-", color=col, label=m)
-        ax.fill_between(t, *pos(np.quantile(y, [0.25, 0.75], 0)), color=col, alpha=0.15)
-    med0 = np.median(res["cum_regret"][0], 0)
-    axes[r, 0].plot(t, med0[-1] * np.sqrt(t / t[-1]), "k--", lw=1, label="∝ √t")
+        # greedy may never query, a seed may have no regret yet: nothing to draw there on log axes
+        cli.median_band(ax, t, np.where(y > 0, y, np.nan), label=m, color=col)
+    cli.power_guide(axes[r, 0], t, np.median(res["cum_regret"][0], 0)[-1], 0.5, label="∝ √t", style="k--")
     axes[r, 1].plot(t, t, "k:", lw=1, label="every round")
     pr = [i for i, m in enumerate(methods) if m != "greedy"]
     q = [np.median(res["cum_queries"][i][:, -1]) for i in pr]
@@ -123,28 +135,5 @@ def plot(results: dict[str, dict[str, Any]], path: str | None = None):
       axes[r, 2].annotate(methods[i], (qq, gg), fontsize=8)
     for c, (xl, yl) in enumerate((("t", "cumulative regret"), ("t", "cumulative queries"),
                                   ("total queries", f"regret at T={t[-1]}"))):
-      ax = axes[r, c]
-      ax.set_xscale("log")
-      ax.set_yscale("log")
-      ax.set_xlabel(xl)
-      ax.set_ylabel(yl)
-      ax.grid(True, which="both", alpha=0.3)
-      ax.set_title(f"{name}: {yl}")
-    axes[r, 0].legend(fontsize=8)
-  fig.suptitle("PR-LSVI: median over seeds, IQR shaded")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"PR-LSVI: seeds={cfg.seeds} eps={tuple(cfg.epsilons)} baseline={cfg.baseline} "
-        f"T=({cfg.bandit.rounds}, {cfg.mdp.rounds}) on {jax.devices()[0].platform}")
-  results = run(cfg)
-  table = format_table(slope_rows(results))
-  cli.report(cfg.out_dir, table, table_file="pr_lsvi.md", figure_file="pr_lsvi.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "pr_lsvi.py", "cpu (default), full or smoke")
+      cli.loglog(axes[r, c], xl, yl, title=f"{name}: {yl}", legend=c == 0)
+  return cli.finish_figure(fig, path, title="PR-LSVI: median over seeds, IQR shaded")

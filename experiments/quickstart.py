@@ -28,6 +28,7 @@ from flax import nnx
 from rljax import sampling
 from rljax import training as T
 from rljax.data import sentiment as S
+from experiments import cli
 from rljax.models.config import DecoderConfig
 from rljax.models.decoder import Decoder
 
@@ -134,39 +135,38 @@ def evaluate(cfg, policies: dict, sft_model) -> list[dict]:
   return rows
 
 
-def format_table(rows, stats) -> str:
-  lines = [f"pairs {stats['pairs']} (ties dropped {stats['ties_dropped']}), realised flip fraction "
-           f"{stats['flip_fraction']:.3f}", "",
-           "| policy | mean reward | win rate vs SFT | KL(π‖π_SFT) | mean length |", "|---|---|---|---|---|"]
-  for r in rows:
-    lines.append(f"| {r['policy']} | {r['reward']:+.3f} ± {r['reward_se']:.3f} | {r['win_rate']:.3f} | "
-                 f"{r['kl_to_sft']:.2f} | {r['length']:.1f} |")
-  return "\n".join(lines)
+def tables(results) -> list:
+  stats = results["stats"]
+  title = (f"pairs {stats['pairs']} (ties dropped {stats['ties_dropped']}), realised flip fraction "
+           f"{stats['flip_fraction']:.3f}")
+  return [cli.Table(results["rows"], {
+      "policy": "{policy}", "mean reward": "{reward:+.3f} ± {reward_se:.3f}", "win rate vs SFT": "{win_rate:.3f}",
+      "KL(π‖π_SFT)": "{kl_to_sft:.2f}", "mean length": "{length:.1f}"}, title=title)]
 
 
-def plot(rows, workdir):
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
+def plot(results, path: str | None = None):
+  """Left: each preference loss's training curve; right: held-out mean reward and win rate per policy."""
+  plt = cli.pyplot(path)
+  rows = results["rows"]
   fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-  for name in [r["policy"] for r in rows if r["policy"] != "sft"]:
-    m = T.read_metrics(workdir, phase=name)
-    a.plot([x["step"] for x in m], [x["loss"] for x in m], label=name)
+  for name, curve in results["curves"].items():
+    a.plot(curve["step"], curve["loss"], label=name)
   a.set(xlabel="step", ylabel="training loss (noisy labels)", title="preference training")
   a.legend()
   names = [r["policy"] for r in rows]
   b.bar(names, [r["reward"] for r in rows], yerr=[2 * r["reward_se"] for r in rows], color="C0")
   for i, r in enumerate(rows):
     b.text(i, r["reward"], f"win {r['win_rate']:.2f}", ha="center", va="bottom", fontsize=8)
-  b.set(ylabel="mean sentiment reward", title="held-out samples (30% flipped labels)")
+  b.set(ylabel="mean sentiment reward", title=f"held-out samples ({results['flip_rate']:.0%} flipped labels)")
   fig.tight_layout()
-  return fig
+  return cli.finish_figure(fig, path)
 
 
-def main(cfg) -> list[dict]:
+def run(cfg) -> dict:
+  """SFT, pair sampling, the preference phases (each resumed from its checkpoint when the work
+  directory has one) and the evaluation; metrics.jsonl, TensorBoard events and checkpoints go to
+  `cfg.out_dir`."""
   workdir = cfg.out_dir
-  os.makedirs(workdir, exist_ok=True)
   writer = T.MetricsWriter(workdir)
   t0 = time.perf_counter()
   sft_model, t_sft = sft(cfg, workdir, writer)
@@ -177,18 +177,10 @@ def main(cfg) -> list[dict]:
                                                      nnx.state(sft_model, nnx.Param))
   rows = evaluate(cfg, policies, sft_model)
   writer.close()
-  table = format_table(rows, stats)
-  with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write(table + "\n")
-  plot(rows, workdir).savefig(os.path.join(workdir, "quickstart.png"), dpi=110)
-  print(table)
-  print(f"\nwall time {time.perf_counter() - t0:.0f} s (SFT {times['sft']:.0f} s, "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in times.items() if k != "sft")
-        + f"); wrote {workdir}/metrics.jsonl, results.md, quickstart.png, tb/")
-  return rows
-
-
-if __name__ == "__main__":
-  from experiments.cli import launch
-
-  launch(main, "quickstart.py", "cpu|smoke")
+  print(f"wall time {time.perf_counter() - t0:.0f} s (SFT {times['sft']:.0f} s, "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in times.items() if k != "sft") + ")")
+  curves = {}
+  for name in cfg.dpo.losses:
+    m = T.read_metrics(workdir, phase=name)
+    curves[name] = {"step": [x["step"] for x in m], "loss": [x["loss"] for x in m]}
+  return {"rows": rows, "stats": stats, "times": times, "curves": curves, "flip_rate": cfg.pairs.flip_rate}

@@ -9,12 +9,11 @@ higher return at large q. The constrained distributionally robust baselines DRPV
 and -KL, an n_alpha-point search — one regression per point — for χ² and the constrained baselines).
 Everything is vmapped over replications.
 
-    python -m experiments.r2pvi [--config=configs/r2pvi.py:full]
+    python -m rljax.run --config configs/r2pvi.py:full --workdir results/r2pvi
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -104,33 +103,50 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], results: dict[str, Any]) -> str:
-  q, n = results["q"], (results["time_ns"][-1] if results["time_ns"].size else "—")
-  head = (f"| method | return at q={q[0]:.1f} | return at q={q[-1]:.1f} | degradation | d return / d q "
-          f"| first-step exposure ξᵀa | fit time at N={n} (ms) |\n|---|---|---|---|---|---|---|")
-  body = [f"| {LABELS[r['method']]} | {r['return_q0']:.3f} | {r['return_q1']:.3f} | {r['degradation']:.3f} "
-          f"| {r['slope_q']:+.3f} | {r['exposure']:+.3f} | {r['fit_ms']:.2f} |" for r in rows]
-  return "\n".join([head, *body])
-
-
 PAIRS = {"drpvi": "tv", "drvi_l": "kl"}  # constrained baseline → its regularised counterpart
+ROBUST = ("tv", "kl", "chi2")
 
 
-def timing_table(results: dict[str, Any]) -> str:
-  """Fit wall-clock per N (fastest of the repeats) and each constrained baseline's ratio to the R2PVI
-  variant with the same divergence, all measured in one run."""
+def timing_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+  """Per N: the fit wall-clock of each method in ms (fastest of the repeats) and each constrained
+  baseline's ratio to the R2PVI variant with the same divergence, all measured in one run."""
   methods = list(results["methods"])
-  pairs = [(c, r) for c, r in PAIRS.items() if c in methods and r in methods]
-  if not results["time_ns"].size:
-    return ""
-  head = ("| N | " + " | ".join(f"{LABELS[m]} (ms)" for m in methods)
-          + "".join(f" | {LABELS[c]} ÷ {LABELS[r]}" for c, r in pairs) + " |")
-  lines = [head, "|---" * (1 + len(methods) + len(pairs)) + "|"]
   t = 1e3 * results["fit_time"]
+  rows = []
   for j, n in enumerate(results["time_ns"]):
-    ratios = "".join(f" | {t[methods.index(c), j] / t[methods.index(r), j]:.2f}×" for c, r in pairs)
-    lines.append(f"| {n} | " + " | ".join(f"{t[i, j]:.2f}" for i in range(len(methods))) + ratios + " |")
-  return "\n".join(lines)
+    row = {"n": int(n), **{f"{m}_ms": float(t[i, j]) for i, m in enumerate(methods)}}
+    row.update({f"{c}_over_{r}": float(t[methods.index(c), j] / t[methods.index(r), j])
+                for c, r in PAIRS.items() if c in methods and r in methods})
+    rows.append(row)
+  return rows
+
+
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  """The returns per method; the fit wall-clock per N when the config times the fits."""
+  q, n = results["q"], (results["time_ns"][-1] if results["time_ns"].size else "—")
+  out = [cli.Table(trend_rows(results), {
+      "method": lambda r: LABELS[r["method"]], f"return at q={q[0]:.1f}": "{return_q0:.3f}",
+      f"return at q={q[-1]:.1f}": "{return_q1:.3f}", "degradation": "{degradation:.3f}",
+      "d return / d q": "{slope_q:+.3f}", "first-step exposure ξᵀa": "{exposure:+.3f}",
+      f"fit time at N={n} (ms)": "{fit_ms:.2f}"}, name="returns")]
+  if results["time_ns"].size:
+    methods = list(results["methods"])
+    columns = {"N": "{n}", **{f"{LABELS[m]} (ms)": f"{{{m}_ms:.2f}}" for m in methods}}
+    columns.update({f"{LABELS[c]} ÷ {LABELS[r]}": f"{{{c}_over_{r}:.2f}}×"
+                    for c, r in PAIRS.items() if c in methods and r in methods})
+    out.append(cli.Table(timing_rows(results), columns, name="timing"))
+  return out
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The largest return drop (q = 0 → 1) of the R2PVI variants ÷ PEVI's, and PEVI's return at the
+  largest q ÷ the smallest R2PVI return there."""
+  rows = {r["method"]: r for r in trend_rows(results)}
+  robust = [m for m in ROBUST if m in rows]
+  return {
+      "r2pvi_vs_pevi_degradation": max(rows[m]["degradation"] for m in robust) / rows["none"]["degradation"],
+      "pevi_vs_r2pvi_return_at_q1": rows["none"]["return_q1"] / min(rows[m]["return_q1"] for m in robust),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -146,31 +162,9 @@ def plot(results: dict[str, Any], path: str | None = None):
     axes[0].fill_between(q, mean - sd, mean + sd, color=line.get_color(), alpha=0.12)
     if results["time_ns"].size:
       axes[1].plot(results["time_ns"], 1e3 * results["fit_time"][i], "o-", label=LABELS[name])
-  axes[0].set_xlabel("perturbation q")
-  axes[0].set_ylabel("return in the perturbed env")
+  axes[0].set(xlabel="perturbation q", ylabel="return in the perturbed env")
+  axes[0].grid(True, alpha=0.3)
   axes[0].legend(fontsize=8)
-  axes[1].set_xscale("log")
-  axes[1].set_yscale("log")
-  axes[1].set_xlabel("offline episodes N")
-  axes[1].set_ylabel("fit wall-clock (ms)")
-  for ax in axes:
-    ax.grid(True, which="both", alpha=0.3)
-  fig.suptitle("d-rectangular linear MDP: robust regularised (R2PVI) vs non-robust (PEVI) and constrained (DRPVI, DRVI-L)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  jax.config.update("jax_enable_x64", True)
-  cli.prepare(cfg)
-  print(f"R2PVI: N={cfg.n_episodes} replications={cfg.replications} λ={cfg.lam} β={cfg.beta}")
-  results = run(cfg)
-  table = format_table(trend_rows(results), results)
-  if results["time_ns"].size:
-    table += "\n\n" + timing_table(results)
-  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="r2pvi.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "r2pvi.py", "cpu (default), full or smoke")
+  cli.loglog(axes[1], "offline episodes N", "fit wall-clock (ms)", legend=bool(results["time_ns"].size))
+  return cli.finish_figure(fig, path, title="d-rectangular linear MDP: robust regularised (R2PVI) vs non-robust "
+                           "(PEVI) and constrained (DRPVI, DRVI-L)")

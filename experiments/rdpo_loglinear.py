@@ -4,14 +4,12 @@ Predicted: rDPO's error ‖βθ̂ − θ*‖ falls like n^{-1/2} at every flip r
 ∝ 1/(1−2ε) (so error·(1−2ε) collapses onto one curve), while DPO and cDPO converge to biased
 parameters and plateau. Every fit is vmapped over seeds and flip rates; one compile per loss.
 
-    python -m experiments.rdpo_loglinear [--config=configs/rdpo_loglinear.py:full] [--config.seeds=32]
+    python -m rljax.run --config configs/rdpo_loglinear.py:full --workdir results/rdpo_loglinear
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import os
 from typing import Any
 
 import jax
@@ -19,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax import losses
-from rljax.theory import loglinear_bandit as lb
-from rljax.theory.kernels.slopes import seed_slope
+from rljax.theory.preference import rdpo_loglinear as lb
+from experiments.slopes import seed_slope
 from experiments import cli
 
 METRICS = ("error", "subopt", "kl_gap")
@@ -108,30 +106,33 @@ def slope_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], n: np.ndarray) -> str:
-  head = (
-      f"| loss | ε | slope of error, n={n[0]}..{n[-1]} [95% CI] | slope, last 4 n | error at n={n[-1]} "
-      f"| error·(1−2ε) | slope of greedy subopt | greedy subopt at n={n[-1]} | slope of KL gap "
-      f"| KL gap at n={n[-1]} |\n|---|---|---|---|---|---|---|---|---|---|"
-  )
-  body = [
-      f"| {r['loss']} | {r['epsilon']:.1f} | {r['slope']:+.3f} [{r['slope_lo']:+.3f}, {r['slope_hi']:+.3f}] "
-      f"| {r['tail_slope']:+.3f} | {r['error_nmax']:.4f} | {r['scaled_error_nmax']:.4f} "
-      f"| {r['subopt_slope']:+.3f} | {r['subopt_nmax']:.2e} | {r['kl_gap_slope']:+.3f} | {r['kl_gap_nmax']:.2e} |"
-      for r in rows
-  ]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  n = results["n"]
+  slopes = cli.Table(slope_rows(results), {
+      "loss": "{loss}", "ε": "{epsilon:.1f}",
+      f"slope of error, n={n[0]}..{n[-1]} [95% CI]": "{slope:+.3f} [{slope_lo:+.3f}, {slope_hi:+.3f}]",
+      "slope, last 4 n": "{tail_slope:+.3f}", f"error at n={n[-1]}": "{error_nmax:.4f}",
+      "error·(1−2ε)": "{scaled_error_nmax:.4f}", "slope of greedy subopt": "{subopt_slope:+.3f}",
+      f"greedy subopt at n={n[-1]}": "{subopt_nmax:.2e}", "slope of KL gap": "{kl_gap_slope:+.3f}",
+      f"KL gap at n={n[-1]}": "{kl_gap_nmax:.2e}"}, name="slopes")
+  converged = cli.Table([{"fits": int(results["grad_norm"].size), "max_grad_norm": float(results["grad_norm"].max())}],
+                        {"fits": "{fits}", "max final gradient norm": "{max_grad_norm:.2e}"}, name="convergence")
+  return [slopes, converged]
 
 
-def write_csv(results: dict[str, Any], path: str) -> None:
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["loss", "epsilon", "n", "seed", *METRICS, "grad_norm"])
-    for i, name in enumerate(results["losses"]):
-      for e, eps in enumerate(results["epsilons"]):
-        for j, n in enumerate(results["n"]):
-          for s in range(results["error"].shape[-1]):
-            w.writerow([name, eps, n, s, *(results[m][i, e, j, s] for m in (*METRICS, "grad_norm"))])
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """rDPO's error slope over all n (the most and the least negative over ε); the spread of rDPO's
+  error·(1−2ε) at the largest n (noisiest ε ÷ noiseless); DPO's and cDPO's most negative error slope at ε > 0."""
+  rows = {(r["loss"], r["epsilon"]): r for r in slope_rows(results)}
+  eps = results["epsilons"]
+  rdpo = [rows[("rdpo", e)]["slope"] for e in eps]
+  scaled = lambda e: rows[("rdpo", e)]["scaled_error_nmax"]
+  return {
+      "rdpo_slope_min": min(rdpo),
+      "rdpo_slope_max": max(rdpo),
+      "rdpo_scaled_error_ratio": scaled(max(eps)) / scaled(min(eps)),
+      "biased_slope_min": min(rows[(name, e)]["slope"] for name in ("dpo", "cdpo") for e in eps if e > 0),
+  }
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -154,13 +155,10 @@ def plot(results: dict[str, Any], path: str | None = None):
       ax = axes[r, c]
       for e, (eps_e, col) in enumerate(zip(eps, colors)):
         y = results[metric][c, e] * scale(eps_e)  # [N, S]
-        med = np.median(y, axis=1)
-        lo, hi = np.quantile(y, [0.25, 0.75], axis=1)
-        ax.plot(n, med, "o-", color=col, ms=3, label=f"ε={eps_e:.1f}")
-        ax.fill_between(n, lo, hi, color=col, alpha=0.15)
+        cli.median_band(ax, n, y.T, label=f"ε={eps_e:.1f}", color=col, ls="o-")
       if metric == "error":
-        anchor = np.median(results["error"][c, 0], axis=1)[0]
-        ax.plot(n, anchor * np.sqrt(n[0] / n), "k--", lw=1, label="∝ n^-1/2")
+        anchor = np.median(results["error"][c, 0], axis=1)[-1]
+        cli.power_guide(ax, n, anchor, -0.5, label="∝ n^-1/2", style="k--")
       ax.set_xscale("log", base=2)
       ax.set_yscale("log")
       ax.grid(True, which="both", alpha=0.3)
@@ -171,23 +169,4 @@ def plot(results: dict[str, Any], path: str | None = None):
       if c == 0:
         ax.set_ylabel(label)
   axes[0, -1].legend(fontsize=8)
-  fig.suptitle("Log-linear bandit with flipped labels: median over seeds, IQR shaded")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  print(f"rDPO log-linear bandit: d={cfg.dim} K={cfg.n_actions} seeds={cfg.seeds} "
-        f"n=2^{cfg.log2_n_min}..2^{cfg.log2_n_max} eps={tuple(cfg.epsilons)} on {jax.devices()[0].platform}")
-  results = run(cfg)
-  rows = slope_rows(results)
-  table = format_table(rows, results["n"])
-  write_csv(results, os.path.join(cfg.out_dir, "fits.csv"))
-  print(f"max final gradient norm over all fits: {results['grad_norm'].max():.2e}")
-  cli.report(cfg.out_dir, table, table_file="slopes.md", figure_file="rdpo_loglinear.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "rdpo_loglinear.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Log-linear bandit with flipped labels: median over seeds, IQR shaded")

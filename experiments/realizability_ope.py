@@ -5,20 +5,19 @@ consistency), and its constant √n·‖θ̂ − θ*‖ scales with ‖A_μ^{-1}
 asymptotic constant is the sandwich (tr A_μ^{-1}ΣA_μ^{-T})^{1/2}. FQE reaches the same point when its
 spectral radius is below 1.
 
-    python -m experiments.realizability_ope [--config=configs/realizability_ope.py:full]
+    python -m rljax.run --config configs/realizability_ope.py:full --workdir results/realizability_ope
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from rljax.theory.tabular import realizability_ope as ro
 from experiments import cli
 
@@ -28,7 +27,8 @@ def _instance(cfg, key, alpha):
                         gamma=cfg.gamma, mu_concentration=cfg.mu_concentration)
 
 
-def _stats(inst):
+def instance_stats(inst):
+  """(alignment stats, sandwich constant (tr A_μ⁻¹ΣA_μ⁻ᵀ)^½, ‖Σ‖₂) of one instance."""
   d = inst.phi.shape[-1]
   st = ro.alignment_stats(ro.next_pair_operator(inst.P, inst.pi), inst.phi.reshape(-1, d), inst.mu.ravel(), inst.gamma)
   phi = inst.phi.reshape(-1, d)
@@ -61,7 +61,7 @@ def run(cfg) -> dict[str, Any]:
     lstd_err.append(e)
     fqe_err.append(f)
     fqe_gap.append(g)
-    radius.append(float(_stats(inst)[0].fqe_radius))
+    radius.append(float(instance_stats(inst)[0].fqe_radius))
   out["lstd_error"] = np.stack(lstd_err)  # [α, S, N]
   out["fqe_error"], out["fqe_lstd_gap"], out["fqe_radius"] = np.stack(fqe_err), np.stack(fqe_gap), np.array(radius)
   # Plot 2: each point is a fresh instance with its own α, so ‖A_μ^{-1}‖ spans the range set by μ's coverage.
@@ -72,7 +72,7 @@ def run(cfg) -> dict[str, Any]:
   for k, a in zip(keys, point_alphas):
     inst = _instance(cfg, k, float(a))
     e, _, _ = jax.device_get(per_seed(seeds, inst, nf, cfg.n_fixed))
-    st, sw, nn = _stats(inst)
+    st, sw, nn = instance_stats(inst)
     noise_norm.append(float(nn))
     scaled.append(np.sqrt(cfg.n_fixed) * e[:, 0])
     a_inv.append(float(st.a_inv_norm))
@@ -85,24 +85,39 @@ def run(cfg) -> dict[str, Any]:
 
 
 def slope_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+  """The LSTD error slope in n per α, and the slope of √n·error against ‖A_μ^{-1}‖ and the sandwich."""
   rows = []
   for i, a in enumerate(results["alphas"]):
     fit = fit_slope(results["n"], results["lstd_error"][i])
-    rows.append({"target": f"LSTD error vs n, α={a}", "predicted": -0.5, "fit": fit,
-                 "extra": f"FQE radius {results['fqe_radius'][i]:.3f}, FQE−LSTD gap "
-                          f"{np.median(results['fqe_lstd_gap'][i]):.1e}"})
-  for name, x in (("‖A_μ^{-1}‖", results["a_inv_norm"]), ("sandwich (tr A⁻¹ΣA⁻ᵀ)^½", results["sandwich"])):
+    rows.append({"target": f"LSTD error vs n, α={a}", "predicted": -0.5, "slope": fit.slope, "lo": fit.ci_low,
+                 "hi": fit.ci_high, "fqe_radius": float(results["fqe_radius"][i]),
+                 "fqe_gap": float(np.median(results["fqe_lstd_gap"][i]))})
+  for name, key in (("‖A_μ^{-1}‖", "a_inv_norm"), ("sandwich (tr A⁻¹ΣA⁻ᵀ)^½", "sandwich")):
+    x = results[key]
     fit = fit_slope(x, results["scaled_error"], last_decades=None)
-    rows.append({"target": f"√n·error vs {name}", "predicted": 1.0, "fit": fit,
-                 "extra": f"x spans {x.min():.3g}..{x.max():.3g}"})
+    rows.append({"target": f"√n·error vs {name}", "x": key, "predicted": 1.0, "slope": fit.slope, "lo": fit.ci_low,
+                 "hi": fit.ci_high, "x_min": float(x.min()), "x_max": float(x.max())})
   return rows
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = "| target | predicted | measured [95% CI] | note |\n|---|---|---|---|"
-  body = [f"| {r['target']} | {r['predicted']:+.2f} | {r['fit'].slope:+.3f} [{r['fit'].ci_low:+.3f}, "
-          f"{r['fit'].ci_high:+.3f}] | {r['extra']} |" for r in rows]
-  return "\n".join([head, *body])
+def _note(row: dict[str, Any]) -> str:
+  if "fqe_radius" in row:
+    return f"FQE radius {row['fqe_radius']:.3f}, FQE−LSTD gap {row['fqe_gap']:.1e}"
+  return f"x spans {row['x_min']:.3g}..{row['x_max']:.3g}"
+
+
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(slope_rows(results), {
+      "target": "{target}", "predicted": "{predicted:+.2f}", "measured [95% CI]": "{slope:+.3f} [{lo:+.3f}, {hi:+.3f}]",
+      "note": _note}, name="slopes")]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The steepest and the flattest LSTD error slope in n over α, and the slope of √n·error against ‖A_μ^{-1}‖."""
+  rows = slope_rows(results)
+  lstd = [r["slope"] for r in rows if "x" not in r]
+  return {"lstd_slope_steepest": min(lstd), "lstd_slope_flattest": max(lstd),
+          "constant_vs_a_inv_slope": next(r["slope"] for r in rows if r.get("x") == "a_inv_norm")}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -112,40 +127,14 @@ def plot(results: dict[str, Any], path: str | None = None):
   fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
   n = results["n"]
   for i, a in enumerate(results["alphas"]):
-    med = np.median(results["lstd_error"][i], 0)
-    lo, hi = np.quantile(results["lstd_error"][i], [0.25, 0.75], 0)
-    ax1.plot(n, med, "o-", ms=3, label=f"α={a}")
-    ax1.fill_between(n, lo, hi, alpha=0.15)
-  anchor = np.median(results["lstd_error"][0], 0)[-1]
-  ax1.plot(n, anchor * np.sqrt(n[-1] / n), "k--", lw=1, label="∝ n^-1/2")
-  ax1.set_xscale("log")
-  ax1.set_yscale("log")
-  ax1.set_xlabel("n (off-policy transitions)")
-  ax1.set_ylabel("‖θ̂_LSTD − θ*‖ (median, IQR)")
-  ax1.legend(fontsize=8)
+    cli.median_band(ax1, n, results["lstd_error"][i], label=f"α={a}", ls="o-")
+  cli.power_guide(ax1, n, np.median(results["lstd_error"][0], 0)[-1], -0.5, label="∝ n^-1/2", style="k--")
+  cli.loglog(ax1, "n (off-policy transitions)", "‖θ̂_LSTD − θ*‖ (median, IQR)")
   x, y = results["a_inv_norm"], np.median(results["scaled_error"], 0)
   sc = ax2.scatter(x, y, c=results["point_alphas"], cmap="viridis")
   ax2.scatter(x, results["sandwich"], marker="x", color="k", label="sandwich (asymptotic)")
   fig.colorbar(sc, ax=ax2, label="α")
   grid = np.geomspace(x.min(), x.max(), 10)
-  ax2.plot(grid, np.median(y / x) * grid, "k--", lw=1, label="∝ ‖A_μ^{-1}‖")
-  ax2.set_xscale("log")
-  ax2.set_yscale("log")
-  ax2.set_xlabel("‖A_μ^{-1}‖")
-  ax2.set_ylabel("√n · error (median over seeds)")
-  ax2.legend(fontsize=8)
-  fig.suptitle("Realizable but incomplete features: LSTD stays √n-consistent")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  table = format_table(slope_rows(results))
-  cli.report(cfg.out_dir, table, table_file="realizability_ope.md", figure_file="realizability_ope.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "realizability_ope.py", "cpu (default), full or smoke")
+  cli.power_guide(ax2, grid, np.median(y / x) * grid[-1], 1.0, label="∝ ‖A_μ^{-1}‖", style="k--")
+  cli.loglog(ax2, "‖A_μ^{-1}‖", "√n · error (median over seeds)")
+  return cli.finish_figure(fig, path, title="Realizable but incomplete features: LSTD stays √n-consistent")

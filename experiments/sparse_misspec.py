@@ -5,7 +5,7 @@ Predicted, on the adversarial least-squares trap of `envs.sparse_misspecified` (
 design loses ≈ ε√d (slope 0.5 in d); (2) enumeration uses |Θ_c|·r_rep ∝ d^s queries (slope 2 for s = 2).
 Seeds are vmapped; one compile per d.
 
-    python -m experiments.sparse_misspec [--config=configs/sparse_misspec.py:full]
+    python -m rljax.run --config configs/sparse_misspec.py:full --workdir results/sparse_misspec
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from rljax.theory.bandits import sparse_misspec as sm
 from rljax.theory.envs import sparse_misspecified as env
-from rljax.theory.kernels.slopes import fit_slope
+from experiments.slopes import fit_slope
 from experiments import cli
 
 
@@ -57,11 +57,18 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   ]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-  head = "| target | slope [95% CI] | predicted | values |\n|---|---|---|---|"
-  body = [f"| {r['target']} | {r['slope']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] | {r['predicted']} | "
-          + ", ".join(f"{v:.3g}" for v in r["values"]) + " |" for r in rows]
-  return "\n".join([head, *body])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  return [cli.Table(trend_rows(results), {
+      "target": "{target}", "slope [95% CI]": "{slope:+.3f} [{lo:+.3f}, {hi:+.3f}]", "predicted": "{predicted}",
+      "values": lambda r: ", ".join(f"{v:.3g}" for v in r["values"])})]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The log–log slopes of least squares' subopt/ε and of the enumeration's queries in d, and the
+  largest subopt/ε of the sparse enumeration over every d and seed."""
+  rows = trend_rows(results)
+  return {"ls_slope": rows[0]["slope"], "query_slope": rows[1]["slope"],
+          "sparse_subopt_max": float(np.max(results["sparse"]))}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -73,35 +80,16 @@ def plot(results: dict[str, Any], path: str | None = None):
   for name, label in (("ls", "G-optimal design + LS"), ("sparse", "sparse enumeration")):
     y = results[name]
     axes[0].errorbar(ds, y.mean(0), yerr=y.std(0), fmt="o-", capsize=3, label=label)
-  ls_med = np.median(results["ls"], 0)
-  axes[0].plot(ds, ls_med[-1] * np.sqrt(ds / ds[-1]), "k--", lw=1, label="∝ √d")
+  cli.power_guide(axes[0], ds, np.median(results["ls"], 0)[-1], 0.5, label="∝ √d", style="k--")
   axes[0].set_xscale("log")
   axes[0].set_yscale("symlog", linthresh=0.1)
   axes[0].set_ylim(bottom=0)
-  axes[0].set_ylabel("suboptimality / ε")
+  axes[0].set(xlabel="d", ylabel="suboptimality / ε")
+  axes[0].grid(True, which="both", alpha=0.3)
+  axes[0].legend(fontsize=8)
   q = results["queries_sparse"]
   axes[1].plot(ds, q, "o-", label="sparse enumeration |Θ_c|·r_rep")
   axes[1].plot(ds, results["queries_ls"], "s-", label="LS design (n fixed)")
-  axes[1].plot(ds, q[-1] * (ds / ds[-1]) ** 2, "k--", lw=1, label="∝ d²")
-  axes[1].set_xscale("log")
-  axes[1].set_yscale("log")
-  axes[1].set_ylabel("queries")
-  for ax in axes:
-    ax.set_xlabel("d")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-  fig.suptitle("Misspecified linear bandits: sparse enumeration vs least squares (s = 2)")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  table = format_table(trend_rows(results))
-  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="sparse_misspec.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "sparse_misspec.py", "cpu (default), full or smoke")
+  cli.power_guide(axes[1], ds, q[-1], 2.0, label="∝ d²", style="k--")
+  cli.loglog(axes[1], "d", "queries")
+  return cli.finish_figure(fig, path, title="Misspecified linear bandits: sparse enumeration vs least squares (s = 2)")

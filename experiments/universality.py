@@ -8,12 +8,11 @@ with I(0.5) = 0.1974 the trinomial large-deviation rate, i.e. linear in m with s
 parameter count m log 3); and the regret never exceeds the resolvability bound min_ε{−log W_ε + nε}.
 Expected regrets are exact (binomial sums); Monte-Carlo sequences (vmapped over seeds) check them.
 
-    python -m experiments.universality [--config=configs/universality.py:full] [--config.seeds=64]
+    python -m rljax.run --config configs/universality.py:full --workdir results/universality
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -86,14 +85,24 @@ def trend_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
-def format_table(rows: list[dict[str, Any]], ms: np.ndarray, n_max: int) -> str:
-  head = (f"| mean(w) | slope of R_n vs m at n={n_max} | predicted I(mean w) | "
-          + " | ".join(f"R_n, m={m}" for m in ms)
-          + " | max R_n / bound | max MC deviation (SE) |\n|" + "---|" * (len(ms) + 5))
-  body = [f"| {r['target']:.1f} | {r['slope_vs_m']:+.4f} | {r['predicted']:.4f} | "
-          + " | ".join(f"{v:.2f}" for v in r["final"])
-          + f" | {r['max_ratio_to_bound']:.3f} | {r['mc_max_z']:.1f} |" for r in rows]
-  return "\n".join([head, *body, "", "parameter count m·log 3: " + ", ".join(f"{m * np.log(3):.0f}" for m in ms)])
+def tables(results: dict[str, Any]) -> list[cli.Table]:
+  ms, n_max = results["ms"], int(results["n"][-1])
+  final = {f"R_n, m={m}": (lambda r, i=i: f"{r['final'][i]:.2f}") for i, m in enumerate(ms)}
+  return [cli.Table(trend_rows(results), {
+      "mean(w)": "{target:.1f}", f"slope of R_n vs m at n={n_max}": "{slope_vs_m:+.4f}",
+      "predicted I(mean w)": "{predicted:.4f}", **final, "max R_n / bound": "{max_ratio_to_bound:.3f}",
+      "max MC deviation (SE)": "{mc_max_z:.1f}"}),
+      cli.Table([{"m": int(m), "log_size": float(m * np.log(3))} for m in ms],
+                {"m": "{m}", "parameter count m·log 3": "{log_size:.0f}"}, name="parameter_count")]
+
+
+def headline(results: dict[str, Any]) -> dict[str, float]:
+  """The slope of R_{n_max} vs m for the complex (largest mean(w), 0.5) and the simple (smallest, 0)
+  target, and the largest ratio of the exact expected regret to the resolvability bound over every m,
+  target and n."""
+  rows = sorted(trend_rows(results), key=lambda r: r["target"])
+  return {"complex_slope": rows[-1]["slope_vs_m"], "simple_slope": rows[0]["slope_vs_m"],
+          "max_ratio_to_bound": max(r["max_ratio_to_bound"] for r in rows)}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
@@ -129,28 +138,9 @@ def plot(results: dict[str, Any], path: str | None = None):
     axes[2].scatter(results["bound"][:, j].ravel(), results["expected"][:, j].ravel(), s=8, label=f"mean(w)={t:.1f}")
   lim = [1e-3, results["bound"].max() * 1.5]
   axes[2].plot(lim, lim, "k--", lw=1, label="R_n = bound")
-  axes[2].set_xscale("log")
-  axes[2].set_yscale("log")
-  axes[2].set_xlim(lim)
-  axes[2].set_ylim(1e-4, lim[1])
-  axes[2].set_xlabel("min_ε {−log W_ε + nε}")
-  axes[2].set_ylabel("R_n")
-  axes[2].legend(fontsize=8)
-  for ax in axes:
+  cli.loglog(axes[2], "min_ε {−log W_ε + nε}", "R_n")
+  axes[2].set(xlim=lim, ylim=(1e-4, lim[1]))
+  for ax in axes[:2]:
     ax.grid(True, which="both", alpha=0.3)
-  fig.suptitle("Bayes mixture over w ∈ {−1,0,1}^m: regret is set by the prior weight of the target, not by m")
-  fig.tight_layout()
-  return cli.finish_figure(fig, path)
-
-
-def main(cfg) -> None:
-  cli.prepare(cfg)
-  results = run(cfg)
-  table = format_table(trend_rows(results), results["ms"], int(results["n"][-1]))
-  print(f"universality: m={tuple(cfg.ms)} n=10..{results['n'][-1]} seeds={cfg.seeds}")
-  cli.report(cfg.out_dir, table, table_file="trends.md", figure_file="universality.png",
-             plot_fn=lambda path: plot(results, path))
-
-
-if __name__ == "__main__":
-  cli.launch(main, "universality.py", "cpu (default), full or smoke")
+  return cli.finish_figure(fig, path, title="Bayes mixture over w ∈ {−1,0,1}^m: regret is set by the prior weight of "
+                           "the target, not by m")

@@ -2,18 +2,19 @@
 
     python -m rljax.run --config configs/<name>.py[:preset] --workdir DIR [--config.<field>=<value> ...]
 
-The config's `experiment` field names the module to run (default `experiments.<name>`); its
-`main(config)` is called with `config.out_dir` set to DIR. Overrides are parsed and type-checked by
-`ml_collections.config_flags` before any computation: an unknown field or a value of the wrong type
-is an error. When the standard multi-process environment variables are set, `jax.distributed` is
-initialised first (see `rljax.training.distributed`).
+The module `experiments.<name>` (the config file's stem) runs through the shared experiment
+template, `experiments.cli.execute`, with `config.out_dir` set to DIR: it writes the tables, the
+figure and `summary.json` there. Overrides are parsed and type-checked by `ml_collections.config_flags`
+before any computation: an unknown field or a value of the wrong type is an error. When the standard
+multi-process environment variables are set, `jax.distributed` is initialised first (see
+`rljax.training.distributed`). `experiments` and `configs` are packages of the repository, importable
+after `pip install -e .`.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -22,12 +23,6 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config fil
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for metrics, checkpoints and plots")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-def experiment_module(config, config_path: str) -> str:
-  if "experiment" in config:
-    return config.experiment
-  return "experiments." + os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
 
 
 def main(argv):
@@ -44,12 +39,9 @@ def main(argv):
     raise app.UsageError("the config has no `out_dir` field for --workdir to set.")
   with config.unlocked():
     config.out_dir = _WORKDIR.value
-  # Experiment modules live in the repository's `experiments/` package, beside `configs/`.
-  root = os.path.dirname(os.path.dirname(os.path.abspath(flags.FLAGS["config"].config_filename)))
-  if root not in sys.path:
-    sys.path.insert(0, root)
-  module = importlib.import_module(experiment_module(config, flags.FLAGS["config"].config_filename))
-  module.main(config)
+  stem = os.path.splitext(os.path.basename(flags.FLAGS["config"].config_filename.split(":")[0]))[0]
+  cli = importlib.import_module("experiments.cli")
+  cli.execute(importlib.import_module(f"experiments.{stem}"), config)
 
 
 if __name__ == "__main__":

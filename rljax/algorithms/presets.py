@@ -1,4 +1,8 @@
-"""Named RLVR algorithm presets: the paper defaults of each method as one `ml_collections.ConfigDict`.
+"""Named RLVR algorithm presets: each method's settings as one `ml_collections.ConfigDict`.
+
+A preset holds the paper's (or its released code's) values where they were checked, and our own
+placeholders elsewhere; `cfg.unchecked` names the latter, so "the paper defaults" is never claimed
+for a value nobody read in the paper.
 
     import rljax.algorithms as algos
     algos.names()                             # sorted preset names
@@ -28,6 +32,9 @@ A preset names its pieces by string and carries their keyword arguments:
 | `overlong`         | `enabled`, `max_len`, `cache_len`, `factor`: DAPO's soft overlong punishment   |
 | `critic`           | `enabled`, `value_clip` ε_v, `vf_coef`, `whiten_advantages` (PPO with GAE)     |
 | `paper`, `notes`   | citation; where the preset departs from TRL/verl defaults, and the [M] values  |
+| `unchecked`        | the fields whose values are ours: placeholders or values recalled from the     |
+|                    | paper ([M]) and not yet checked against it or its code; every other field is   |
+|                    | the paper's (or its released code's) setting                                  |
 | `inputs`           | batch keys the resolved callables read (`required_inputs`), for documentation; |
 |                    | added by `rljax.algorithms.get`, not by `presets.get`                          |
 
@@ -98,6 +105,7 @@ def _base() -> dict:
       name="",
       paper="",
       notes="",
+      unchecked=(),
       advantage="grpo",
       advantage_kwargs=dict(scale="group", eps=1e-6, std_ddof=1),
       loss="ppo_clip",
@@ -117,6 +125,7 @@ _VERL_DIFF = "verl's vanilla PPO loss always applies the dual clip (c = 3) and c
 
 def _ppo() -> dict:
   return _merge(_base(), dict(
+      unchecked=('critic.value_clip',),
       paper=("Proximal Policy Optimization Algorithms. Schulman, Wolski, Dhariwal, Radford & Klimov, 2017, "
              "arXiv 1707.06347 (RLHF form: Ouyang et al. 2022, InstructGPT, arXiv 2203.02155)."),
       advantage="gae",
@@ -139,6 +148,7 @@ def _ppo() -> dict:
 
 def _grpo() -> dict:
   return _merge(_base(), dict(
+      unchecked=('kl.coef', 'group_size'),
       paper=("DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models. Shao, Wang, "
              "Zhu, Xu, Song, Zhang, Li, Wu & Guo, 2024, arXiv 2402.03300."),
       agg="seq-mean-token-mean",
@@ -156,6 +166,7 @@ def _grpo() -> dict:
 
 def _dr_grpo() -> dict:
   return _merge(_grpo(), dict(
+      unchecked=('kl.coef', 'group_size'),
       paper=("Understanding R1-Zero-Like Training: A Critical Perspective. Liu, Chen, Li, Qi, Pang, Du, Lee & "
              "Lin, 2025, arXiv 2503.20783."),
       advantage_kwargs=dict(scale="none"),
@@ -174,6 +185,7 @@ def _dr_grpo() -> dict:
 
 def _dapo() -> dict:
   return _merge(_grpo(), dict(
+      unchecked=('loss_kwargs.clip_high', 'group_size', 'overlong.max_len', 'overlong.cache_len', 'overlong.factor', 'dynamic_sampling.max_num_gen_batches'),
       paper=("DAPO: An Open-Source LLM Reinforcement Learning System at Scale. Yu, Zhang, Zhu, Yuan, Zuo, et "
              "al. (ByteDance Seed, Tsinghua AIR), 2025, arXiv 2503.14476."),
       loss_kwargs=dict(clip_high=0.28),
@@ -196,6 +208,7 @@ def _dapo() -> dict:
 
 def _lite_ppo() -> dict:
   return _merge(_base(), dict(
+      unchecked=('advantage_kwargs.scale', 'group_size'),
       paper=("Part I: Tricks or Traps? A Deep Dive into RL for LLM Reasoning. Liu, Wang, et al. (Alibaba), "
              "2025, arXiv 2508.08221."),
       advantage_kwargs=dict(scale="batch"),
@@ -211,6 +224,7 @@ def _lite_ppo() -> dict:
 
 def _rloo() -> dict:
   return _merge(_base(), dict(
+      unchecked=('kl.coef', 'group_size'),
       paper=("Back to Basics: Revisiting REINFORCE Style Optimization for Learning from Human Feedback in "
              "LLMs. Ahmadian, Cremer, Gallé, Fadaee, Kreutzer, Pietquin, Üstün & Hooker, 2024, arXiv 2402.14740 "
              "(estimator: Kool, van Hoof & Welling 2019)."),
@@ -234,6 +248,7 @@ def _rloo() -> dict:
 
 def _reinforce_pp() -> dict:
   return _merge(_base(), dict(
+      unchecked=('kl.coef', 'loss_kwargs.clip_low', 'loss_kwargs.clip_high'),
       paper=("REINFORCE++: A Simple and Efficient Approach for Aligning Large Language Models. Jian Hu, 2025, "
              "arXiv 2501.03262."),
       advantage="reinforce_pp",
@@ -251,6 +266,7 @@ def _reinforce_pp() -> dict:
 
 def _reinforce_pp_baseline() -> dict:
   return _merge(_reinforce_pp(), dict(
+      unchecked=('kl.coef', 'group_size'),
       advantage_kwargs=dict(baseline="group"),
       group_size=8,
       notes=(
@@ -264,6 +280,7 @@ def _reinforce_pp_baseline() -> dict:
 
 def _gspo() -> dict:
   return _merge(_base(), dict(
+      unchecked=('loss_kwargs.clip_low', 'loss_kwargs.clip_high', 'group_size'),
       paper=("Group Sequence Policy Optimization. Zheng, Liu, Li, Zhang, Yu, Yang, et al. (Qwen), 2025, arXiv "
              "2507.18071."),
       loss="gspo",
@@ -281,6 +298,7 @@ def _gspo() -> dict:
 
 def _clip_cov() -> dict:
   return _merge(_base(), dict(
+      unchecked=('group_size',),
       paper=("The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models. Cui, Zhang, Chen, "
              "Yuan, Wang, Zuo, Li, Fan, Chen, Chen, Liu, Peng, Bai, Ouyang, Cheng, Zhou & Ding, 2025, arXiv "
              "2505.22617."),
@@ -299,6 +317,7 @@ def _clip_cov() -> dict:
 
 def _kl_cov() -> dict:
   return _merge(_clip_cov(), dict(
+      unchecked=('group_size',),
       loss="kl_cov",
       loss_kwargs=_Replace(kl_ratio=2e-3, kl_coef=1.0),
       notes=(
@@ -312,6 +331,7 @@ def _kl_cov() -> dict:
 
 def _kdrl() -> dict:
   return _merge(_base(), dict(
+      unchecked=('kl.schedule', 'loss_kwargs.kd_mask', 'group_size'),
       paper=("KDRL: Post-Training Reasoning LLMs via Unified Knowledge Distillation and Reinforcement Learning. "
              "Xu, Zhu, Deng, Li, Hou, Wang, Shang, Xu & Mi, 2025, arXiv 2506.02208."),
       loss="kdrl",
@@ -332,6 +352,7 @@ def _kdrl() -> dict:
 
 def _nft() -> dict:
   return _merge(_base(), dict(
+      unchecked=('group_size',),
       paper=("Bridging Supervised Learning and Reinforcement Learning in Math Reasoning. Chen, Zheng, Zhu, "
              "Chen, Zhao, Wang, Chen, Liu, Zhu & Zhu (NVIDIA, Tsinghua), 2025, arXiv 2505.18116."),
       advantage_kwargs=dict(scale="none"),
@@ -356,6 +377,7 @@ def _nft() -> dict:
 
 def _oreal() -> dict:
   return _merge(_base(), dict(
+      unchecked=(),
       paper=("Exploring the Limit of Outcome Reward for Learning Mathematical Reasoning. Lyu, Gao, Gu, Zhang, "
              "Gao, Liu, Wang, Li, Zhao, Huang, Cao, Liu, Liu, Liu, Zhang, Lin & Chen, 2025, arXiv 2502.06781."),
       advantage="rloo",
@@ -381,6 +403,7 @@ def _oreal() -> dict:
 
 def _grpo_d() -> dict:
   return _merge(_grpo(), dict(
+      unchecked=('kl.schedule', 'group_size'),
       paper=("OThink-MR1: Stimulating Multimodal Generalized Reasoning Capabilities via Dynamic Reinforcement "
              "Learning. Liu, Zhang, Liu, Zhang, Sun & Wang, 2025, arXiv 2503.16081."),
       kl=dict(schedule=dict(name="grpo_d", total_steps=1000, kind="ramp", beta_min=0.0, beta_max=0.04,
@@ -398,6 +421,7 @@ def _grpo_d() -> dict:
 
 def _apo() -> dict:
   return _merge(_grpo(), dict(
+      unchecked=('loss_kwargs.clip_low', 'loss_kwargs.clip_high', 'agg'),
       paper=("APO: Enhancing Reasoning Ability of MLLMs via Asymmetric Policy Optimization (View-R1). Hong, "
              "Guo, Xia, Wang, Zhang, Jin & Zhao, 2025, arXiv 2506.21655."),
       advantage_kwargs=dict(eps=1e-9),
@@ -419,6 +443,7 @@ def _apo() -> dict:
 
 def _pf_ppo() -> dict:
   return _merge(_ppo(), dict(
+      unchecked=('group_size', 'filter.strategy'),
       paper=("Policy Filtration in RLHF to Fine-Tune LLM for Code Generation (later: Policy Filtration for RLHF "
              "to Mitigate Noise in Reward Models). Shen, Zhang, Zhao, ... & Bian, 2024 / ICML 2025, arXiv "
              "2409.06957."),
@@ -437,6 +462,7 @@ def _pf_ppo() -> dict:
 
 def _hpt() -> dict:
   return _merge(_base(), dict(
+      unchecked=('loss_kwargs.gamma', 'group_size'),
       paper=("Towards a Unified View of Large Language Model Post-Training (UPGE + HPT). Lv, Zuo, Sun, Liu, "
              "Wei, Chen, Ding, Zhou, et al., 2025, arXiv 2509.04419."),
       loss="hpt",

@@ -70,7 +70,7 @@ import ml_collections
 from rljax import checks
 from rljax.algorithms import presets
 from rljax.losses import advantages as adv_lib
-from rljax.losses import aggregation, apo, kdrl, pf_ppo, registry, schedules, value
+from rljax.losses import aggregation, apo, grpo_d, kdrl, pf_ppo, registry, value
 from rljax.losses.kl import KINDS as KL_KINDS, kl_penalized_rewards, kl_penalty
 
 Batch = Mapping[str, Any]
@@ -94,7 +94,7 @@ _GROUP_ESTIMATORS = ("grpo", "rloo", "passk", "opo")  # scalar f[B] -> f[B], con
 _TOKEN_ESTIMATORS = ("reinforce_pp", "gae", "remax")  # -> (f[B, T] advantages, f[B, T] returns)
 
 KL_SCHEDULES: dict[str, Callable] = {
-    "grpo_d": schedules.grpo_d_kl_schedule,  # (step, total_steps, *, kind, beta_min, beta_max, warmup_frac)
+    "grpo_d": grpo_d.grpo_d_kl_schedule,  # (step, total_steps, *, kind, beta_min, beta_max, warmup_frac)
     "kdrl_linear": kdrl.kdrl_kl_schedule,  # (step, *, beta0, beta_min, decay)
 }
 """β(step) schedules by name; `kl.schedule = {"name": ..., **kwargs}`."""

@@ -30,11 +30,11 @@ from rljax.losses.entropy_mechanism import (
 from rljax.losses.hpt import hpt_gate, hpt_loss, unified_pg_loss
 from rljax.losses.kdrl import kd_loss, kdrl_kl_schedule, kdrl_loss, reward_guided_kd_mask
 from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalized_rewards, kl_penalty
-from rljax.losses.listwise import lambda_weights, lipo_loss
-from rljax.losses.nash import geometric_mixture_logits, nash_md_pg_loss
+from rljax.losses.lipo import lambda_weights, lipo_loss
+from rljax.losses.nash_md import geometric_mixture_logits, nash_md_pg_loss
 from rljax.losses.nft import nft_loss
 from rljax.losses.nlpo import nlpo_masked_logits
-from rljax.losses.offline_pg import advantage_filter, alol_loss, priority_probs
+from rljax.losses.alol import advantage_filter, alol_loss, priority_probs
 from rljax.losses.oreal import oreal_loss
 from rljax.losses.pf_ppo import pf_ppo_filter, pf_ppo_resample
 from rljax.losses.policy_gradient import cispo_loss, gspo_loss, ppo_clip_loss, reinforce_loss
@@ -50,9 +50,9 @@ from rljax.losses.preference import (
     simpo_loss,
 )
 from rljax.losses.registry import LossSpec, bind, get, names, register, spec
-from rljax.losses.regression import rebel_loss, refuel_loss
+from rljax.losses.refuel import rebel_loss, refuel_loss
 from rljax.losses.reward_model import bt_reward_loss, polar_loss
-from rljax.losses.schedules import grpo_d_kl_schedule
+from rljax.losses.grpo_d import grpo_d_kl_schedule
 from rljax.losses.value import entropy_from_logits, value_loss
 
 # The array ops every loss is written with, re-exported for `from rljax.losses import token_logps`.

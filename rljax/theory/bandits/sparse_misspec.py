@@ -25,7 +25,7 @@ class Result(NamedTuple):
   queries: jax.Array  # reward queries used
 
 
-def _net(s: int, eps_net: float) -> np.ndarray:
+def net(s: int, eps_net: float) -> np.ndarray:
   """Grid ε_net·Z^s ∩ {0 < ‖g‖ ≤ 1}: every unit-ball point lies within ε_net√s/2 of it."""
   m = int(np.floor(1.0 / eps_net))
   grid = np.stack(np.meshgrid(*[np.arange(-m, m + 1) * eps_net] * s, indexing="ij"), -1).reshape(-1, s)
@@ -42,10 +42,10 @@ def candidates(d: int, s: int, eps_net: float) -> np.ndarray:
     raise ValueError(f"need 1 <= s <= d, got s={s}, d={d}.")
   if not 0 < eps_net <= 1:
     raise ValueError(f"`eps_net` must lie in (0, 1], got {eps_net}.")
-  net = _net(s, eps_net)
+  grid = net(s, eps_net)
   supports = np.asarray(list(itertools.combinations(range(d), s)))
-  out = np.zeros((len(supports), len(net), d))
-  out[np.arange(len(supports))[:, None, None], np.arange(len(net))[None, :, None], supports[:, None, :]] = net
+  out = np.zeros((len(supports), len(grid), d))
+  out[np.arange(len(supports))[:, None, None], np.arange(len(grid))[None, :, None], supports[:, None, :]] = grid
   return out.reshape(-1, d)
 
 

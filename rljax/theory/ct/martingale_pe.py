@@ -39,7 +39,7 @@ def path_data(xs: jax.Array, dt: float, feature_fn: Callable, reward_fn: Callabl
   return PathData(feature_fn(t, xs), reward_fn(t[:-1], xs[:, :-1]) * dt, terminal_fn(xs[:, -1]))
 
 
-def _returns(data: PathData) -> jax.Array:
+def returns(data: PathData) -> jax.Array:
   """G_i = h(X_T) + Σ_{j≥i} r_jΔt, shape [P, N]."""
   tail = jnp.flip(jnp.cumsum(jnp.flip(data.reward, -1), -1), -1)
   return tail + data.terminal[:, None]
@@ -52,7 +52,7 @@ def _solve(a: jax.Array, b: jax.Array) -> jax.Array:
 def ml_fit(data: PathData) -> jax.Array:
   """Martingale loss: argmin_θ ½ Σ_p Σ_{i<N} |G_i − θ·φ_i|²Δt, i.e. θ = (Σ φ_iφ_iᵀ)⁻¹ Σ φ_i G_i."""
   phi = data.phi[:, :-1]
-  return _solve(jnp.einsum("pid,pie->de", phi, phi), jnp.einsum("pid,pi->d", phi, _returns(data)))
+  return _solve(jnp.einsum("pid,pie->de", phi, phi), jnp.einsum("pid,pi->d", phi, returns(data)))
 
 
 def traces(phi: jax.Array, lam: float, dt: float) -> jax.Array:
@@ -69,7 +69,7 @@ def traces(phi: jax.Array, lam: float, dt: float) -> jax.Array:
   return jnp.moveaxis(xi, 0, 1)  # [P, N, d]
 
 
-def _td_moments(data: PathData, lam: float, dt: float):
+def td_moments(data: PathData, lam: float, dt: float):
   """A = Σ ξ_i(φ_{i+1} − φ_i)ᵀ, b = Σ ξ_i r_iΔt (summed over steps, averaged over paths): E Σ ξδ = Aθ + b."""
   xi = traces(data.phi, lam, dt)
   dphi = jnp.diff(data.phi, axis=1)
@@ -80,7 +80,7 @@ def _td_moments(data: PathData, lam: float, dt: float):
 def moc_lstd(data: PathData, dt: float, lam: float = 0.0) -> jax.Array:
   """Martingale orthogonality solved exactly (LSTD(λ)): θ with Σ_p Σ_i ξ_i[θ·(φ_{i+1} − φ_i) + r_iΔt] = 0,
   θ = −A⁻¹b, ξ from `traces` (λ = 0: TD(0) test function ξ_i = ∇_θJ^θ(t_i, X_i) = φ_i)."""
-  a, b, _, _ = _td_moments(data, lam, dt)
+  a, b, _, _ = td_moments(data, lam, dt)
   return -_solve(a, b)
 
 
@@ -104,7 +104,7 @@ def td_lambda_online(
   """
   if step_size <= 0 or epochs < 1:
     raise ValueError(f"`step_size` must be positive and `epochs` >= 1, got {step_size}, {epochs}.")
-  a, _, xi, dphi = _td_moments(data, lam, dt)
+  a, _, xi, dphi = td_moments(data, lam, dt)
   scale = step_size / jnp.linalg.norm(a, 2)
   seq = (jnp.moveaxis(xi, 1, 0), jnp.moveaxis(dphi, 1, 0), data.reward.T)
 
@@ -130,11 +130,11 @@ def gtd(
     w ← w + β (g(θ) − M w)      (fast: w tracks M⁻¹g),
     θ ← θ − α Aᵀ w              (slow: the gradient Aᵀ M⁻¹ g),  α = ratio·β, β = step_size/‖M‖,
 
-  with the path-averaged moments of `_td_moments` (batch form of GTD2). Its minimiser is the LSTD point.
+  with the path-averaged moments of `td_moments` (batch form of GTD2). Its minimiser is the LSTD point.
   """
   if step_size <= 0 or not 0 < ratio <= 1 or iters < 1:
     raise ValueError(f"need step_size > 0, ratio in (0, 1], iters >= 1; got {step_size}, {ratio}, {iters}.")
-  a, b, xi, _ = _td_moments(data, lam, dt)
+  a, b, xi, _ = td_moments(data, lam, dt)
   m = jnp.einsum("pid,pie->de", xi, xi) * dt / data.phi.shape[0]
   beta = step_size / jnp.linalg.norm(m, 2)
   # The slow scale must also resolve the curvature AᵀM⁻¹A of the outer problem.

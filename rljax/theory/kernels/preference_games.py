@@ -9,13 +9,22 @@ P(π ≻ π′) = πᵀPπ′ and P(y ≻ π) = (Pπ)_y. The τ-regularised game
 
 antisymmetric around ½, with a unique symmetric Nash equilibrium π*_τ ∝ μ·exp(P(· ≻ π*_τ)/τ).
 Policies are passed as log-probabilities (the primary representation) over the last axis.
+
+Also the independent oracle for π*_τ (`regularized_nash_equilibrium`, damped Newton with a
+certificate), per-iterate metrics of a trajectory, and the natural policy-gradient step on the
+`rljax.losses.nash_md_pg_loss` surrogate, exact over the K responses, that Nash-MD and Nash-MP share.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from rljax import checks
+from rljax.losses import nash_md_pg_loss
 from rljax.theory.kernels import divergences
 
 KINDS = ("bradley_terry", "intransitive")
@@ -109,3 +118,114 @@ def logprob_span(log_pi, log_pi_star) -> jax.Array:
   """Span semi-norm sp(log π − log π*) = max_y(·) − min_y(·)."""
   d = log_pi - log_pi_star
   return jnp.max(d, -1) - jnp.min(d, -1)
+
+
+# ------------------------------------------------------------------------------- the equilibrium oracle
+
+
+class NashSolution(NamedTuple):
+  pi: jax.Array  # f[K] π*_τ
+  log_pi: jax.Array  # f[K]
+  residual: jax.Array  # ‖π − softmax(log μ + Pπ/τ)‖₁
+  exploitability: jax.Array  # regularised exploitability of π (≥ 0, 0 at π*_τ)
+  n_iter: jax.Array
+
+
+def check_tau(name, tau, *, positive: bool):
+  """A regularisation strength (or step size) that is > 0 (`positive`) or >= 0, on concrete values."""
+  v = checks.concrete_array(tau)
+  if v is not None and not (np.all(v > 0) if positive else np.all(v >= 0)):
+    raise ValueError(f"`{name}` must be {'> 0' if positive else '>= 0'}, got {tau}.")
+
+
+def check_distribution(name, p):
+  """A probability vector over the last axis, on concrete values."""
+  v = checks.concrete_array(p)
+  if v is not None and (np.any(v < 0) or not np.allclose(np.sum(v, -1), 1.0, atol=1e-6)):
+    raise ValueError(f"`{name}` must be a probability vector (non-negative, summing to 1).")
+
+
+def _fixed_point_map(z, P, log_mu, tau):
+  """F(z) = log μ + P·softmax(z)/τ; π*_τ = softmax(z*) at its fixed point z* = F(z*)."""
+  return log_mu + P @ jax.nn.softmax(z) / tau
+
+
+def regularized_nash_equilibrium(P, mu, tau, *, tol: float = 1e-12, max_iter: int = 100) -> NashSolution:
+  """ORACLE for π*_τ ∝ μ·exp(P(· ≻ π*_τ)/τ), independent of the learning dynamics.
+
+  Damped Newton on G(z) = z − log μ − P·softmax(z)/τ. Its Jacobian I − (P − ½)S/τ, with
+  S = diag π − ππᵀ ⪰ 0 and P − ½ antisymmetric, has eigenvalues 1 + i·ℝ, so it is always invertible
+  and the Newton direction descends ‖G‖²; the step is the best of 2^0..2^-29 on ‖G‖². Iterates until
+  the certificate ‖π − softmax(log μ + Pπ/τ)‖₁ ≤ tol, no step improves ‖G‖², or `max_iter`.
+  """
+  P = check_preference_matrix(P)
+  check_distribution("mu", mu)
+  check_tau("tau", tau, positive=True)
+  log_mu = jnp.log(jnp.asarray(mu, P.dtype))
+  if log_mu.shape != P.shape[:1]:
+    raise ValueError(f"`mu` has shape {log_mu.shape}, expected ({P.shape[0]},).")
+  steps = 2.0 ** -jnp.arange(30, dtype=P.dtype)
+  eye = jnp.eye(P.shape[0], dtype=P.dtype)
+
+  def merit(z):
+    g = z - _fixed_point_map(z, P, log_mu, tau)
+    return g @ g
+
+  def residual(z):
+    return jnp.sum(jnp.abs(jax.nn.softmax(z) - jax.nn.softmax(_fixed_point_map(z, P, log_mu, tau))))
+
+  def body(carry):
+    z, _, i, _ = carry
+    pi = jax.nn.softmax(z)
+    jac = eye - P @ (jnp.diag(pi) - jnp.outer(pi, pi)) / tau
+    d = -jnp.linalg.solve(jac, z - _fixed_point_map(z, P, log_mu, tau))
+    cands = z[None] + steps[:, None] * d[None]
+    m = jax.vmap(merit)(cands)
+    best = jnp.argmin(m)
+    improved = m[best] < merit(z)
+    z_new = jnp.where(improved, cands[best], z)
+    return z_new, residual(z_new), i + 1, improved
+
+  def cond(carry):
+    _, res, i, improved = carry
+    return (res > tol) & (i < max_iter) & improved
+
+  z0 = _fixed_point_map(log_mu, P, log_mu, tau)
+  z, res, n, _ = jax.lax.while_loop(cond, body, (z0, residual(z0), jnp.asarray(0), jnp.asarray(True)))
+  log_pi = jax.nn.log_softmax(z)
+  return NashSolution(jnp.exp(log_pi), log_pi, res, regularized_exploitability(log_pi, P, log_mu, tau), n)
+
+
+def trajectory_metrics(log_pis, P, log_mu, tau, log_pi_star=None) -> dict[str, jax.Array]:
+  """Per-iterate metrics of `log_pis: f[T, K]`: `exploit` (regularised; for τ = 0 the plain
+  max_y P(y ≻ π) − ½), and with `log_pi_star`: `kl_to_star` = KL(π*‖π_t) and `span` =
+  sp(log π_t − log π*)."""
+  if isinstance(tau, (int, float)) and tau == 0:
+    exploit = jnp.max(jax.vmap(win_rate, in_axes=(None, 0))(P, log_pis), -1) - 0.5
+  else:
+    exploit = jax.vmap(regularized_exploitability, in_axes=(0, None, None, None))(log_pis, P, log_mu, tau)
+  out = {"exploit": exploit}
+  if log_pi_star is not None:
+    out["kl_to_star"] = kl(log_pi_star, log_pis)
+    out["span"] = logprob_span(log_pis, log_pi_star)
+  return out
+
+
+# ------------------------------------------------------ natural PG on the Nash-MD-PG loss kernel
+
+
+def nash_pg_objective(logits, log_ref, pref, tau):
+  """E_{y~π}[ℓ(y)] of the `nash_md_pg_loss` surrogate, exact over the K responses (each response a
+  one-token sequence; the π(y) weights are constants, as for sampled y)."""
+  log_pi = jax.nn.log_softmax(logits)
+  mask = jnp.ones((1, 1), bool)
+  per_y = jax.vmap(lambda lp, lr, p: nash_md_pg_loss(lp[None, None], lr[None, None], p[None], mask, tau=tau)[0])
+  return jnp.sum(jax.lax.stop_gradient(jnp.exp(log_pi)) * per_y(log_pi, log_ref, pref))
+
+
+def nash_pg_step(log_pi, log_ref, pref, *, lr, tau):
+  """Natural policy-gradient step on the Nash-MD-PG surrogate, exact over the K responses:
+  ∇_z = π ⊙ (w − ⟨π, w⟩) with w = τ·log(π/μ) − (pref − ½), and the softmax Fisher preconditioner
+  divides by π:  log π' = log_softmax(log π − lr·∇_z/π)."""
+  grad = jax.grad(nash_pg_objective)(log_pi, log_ref, pref, tau)
+  return jax.nn.log_softmax(log_pi - lr * grad / jnp.exp(log_pi))

@@ -12,7 +12,9 @@ Notation: data x_i ∈ R^d, targets y_i, weights w_i ≥ 0 (e.g. w_i = σ_i^{-2}
 
 Growing data live in a fixed-capacity `Buffer` with a validity mask, so shapes stay static under
 `lax.scan`; an online learner can instead carry a `RidgeState` (V, V^{-1}, b, log det V) and update
-it in O(d²) per sample with Sherman–Morrison and the matrix determinant lemma.
+it in O(d²) per sample with Sherman–Morrison and the matrix determinant lemma. `logistic_mle` is
+the ridge-regularised Bradley–Terry (logistic) MLE of preference learners (PR-LSVI, the RLHF
+variant of demonstration-regularised RL).
 """
 
 from __future__ import annotations
@@ -196,3 +198,43 @@ def buffer_add(buf: Buffer, x: jax.Array, y, valid=True) -> Buffer:
       mask=buf.mask.at[i].set(jnp.logical_or(ok, buf.mask[i])),
       count=buf.count + ok.astype(jnp.int32),
   )
+
+
+# ------------------------------------------------------------------ logistic (Bradley–Terry) regression
+
+
+def logistic_loss(theta, dphi, outcomes, *, lam, mask=None) -> jax.Array:
+  """L(θ) = Σ_i m_i ℓ(o_i θᵀΔφ_i) + (λ/2)‖θ‖², ℓ(z) = −log σ(z) = softplus(−z), o_i ∈ {−1, +1}."""
+  m = jnp.ones(outcomes.shape, dphi.dtype) if mask is None else mask.astype(dphi.dtype)
+  return jnp.sum(m * jax.nn.softplus(-outcomes * (dphi @ theta))) + 0.5 * lam * theta @ theta
+
+
+def logistic_mle(dphi, outcomes, *, lam, mask=None, theta0=None, iters: int = 25):
+  """Bradley–Terry reward MLE by Newton's method (run in float64):
+
+      θ̂ = argmin_θ Σ_i m_i ℓ(o_i θᵀΔφ_i) + (λ/2)‖θ‖²,
+      θ ← θ − H(θ)^{-1} ∇L(θ),  ∇L = −Σ m_i o_i σ(−o_i z_i) Δφ_i + λθ,
+      H = Σ m_i σ(z_i)σ(−z_i) Δφ_iΔφ_iᵀ + λI,  z_i = θᵀΔφ_i.
+
+  `dphi: [n, d]` trajectory-feature differences φ(τ¹) − φ(τ⁰), `outcomes: [n]` in {−1, +1}
+  (+1 when τ¹ was preferred), `mask: bool[n]` marks filled rows of a fixed-capacity buffer,
+  `theta0` warm-starts `iters` Newton steps (a few suffice inside an online loop). Returns
+  (θ̂, Σ) with the design Gram matrix Σ = λI + Σ_i m_i Δφ_iΔφ_iᵀ used for perturbation and queries.
+  """
+  dphi, outcomes = jnp.asarray(dphi), jnp.asarray(outcomes, jnp.asarray(dphi).dtype)
+  if dphi.ndim != 2 or outcomes.shape != dphi.shape[:1]:
+    raise ValueError(f"`dphi` must be [n, d] and `outcomes` [n]; got {dphi.shape} and {outcomes.shape}.")
+  if isinstance(lam, (int, float)) and lam <= 0:
+    raise ValueError(f"`lam` must be positive (it makes the Newton system well posed), got {lam}.")
+  m = jnp.ones(outcomes.shape, dphi.dtype) if mask is None else mask.astype(dphi.dtype)
+  eye = jnp.eye(dphi.shape[1], dtype=dphi.dtype)
+
+  def newton(_, theta):
+    z = dphi @ theta
+    grad = -(m * outcomes * jax.nn.sigmoid(-outcomes * z)) @ dphi + lam * theta
+    hess = jnp.einsum("n,ni,nj->ij", m * jax.nn.sigmoid(z) * jax.nn.sigmoid(-z), dphi, dphi) + lam * eye
+    return theta - jnp.linalg.solve(hess, grad)
+
+  theta0 = jnp.zeros(dphi.shape[1], dphi.dtype) if theta0 is None else theta0
+  theta = jax.lax.fori_loop(0, iters, newton, theta0)
+  return theta, gram(dphi, lam, mask=mask)

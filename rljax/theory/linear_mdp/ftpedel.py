@@ -62,7 +62,7 @@ def beta(round_index, n_arms: int, delta: float, sigma: float):
   return 2.0 * sigma**2 * jnp.log(2.0 * n_arms**2 * jnp.asarray(round_index, jnp.result_type(float)) ** 2 / delta)
 
 
-def _pairs(arms: jax.Array, active: jax.Array) -> tuple[jax.Array, jax.Array]:
+def pairs(arms: jax.Array, active: jax.Array) -> tuple[jax.Array, jax.Array]:
   """All differences x_i − x_j `[K², d]` and the mask of pairs i ≠ j with both arms active."""
   k = arms.shape[0]
   diff = (arms[:, None] - arms[None]).reshape(k * k, -1)
@@ -73,7 +73,7 @@ def _pairs(arms: jax.Array, active: jax.Array) -> tuple[jax.Array, jax.Array]:
 def minimax_design(arms: jax.Array, active: jax.Array, lam_off: jax.Array, n, *, n_iters: int = 200) -> dk.Design:
   """The round design min_λ max_{i,j∈S} ‖x_i − x_j‖²_{(n A(λ) + Λ_off)^{-1}} over all K arms
   (`kernels.design.minimax_design` on the difference vectors of the surviving set S = `active`)."""
-  diff, mask = _pairs(arms, jnp.asarray(active, bool))
+  diff, mask = pairs(arms, jnp.asarray(active, bool))
   return dk.minimax_design(diff, arms, lam_off, n, y_mask=mask, n_iters=n_iters)
 
 
@@ -108,7 +108,7 @@ def bandit(key: jax.Array, cfg: Config, arms: jax.Array, theta: jax.Array, offli
     active, ok, _ = carry
     l, key = inputs
     eps_l = 2.0 ** (-l.astype(arms.dtype))
-    diff, mask = _pairs(arms, active)
+    diff, mask = pairs(arms, active)
     tol = eps_l**2 / beta(l, k, cfg.delta, cfg.sigma)
     n, des = dk.min_samples(diff, arms, lam_off, tol, y_mask=mask, n_max=cfg.n_max, n_iters=cfg.design_iters,
                             n_bisect=cfg.n_bisect)

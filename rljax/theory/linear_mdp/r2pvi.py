@@ -103,7 +103,7 @@ def policy(params: R2PVIParams, phi_all_actions, h):
   return jnp.argmax(q), q
 
 
-def _regressed_dual(z, coef, lam, div: str, horizon: int, n_alpha: int):
+def regressed_dual(z, coef, lam, div: str, horizon: int, n_alpha: int):
   """ν_i = inf_μ E_μ V + λ D(μ‖μ̂_i) with the ridge-regressed factor E_{μ̂_i}[f] = Σ_τ c_{iτ} f(z_τ),
   c = Λ⁻¹Φᵀ (`coef: f[d, N]`, signed, so the probability-only kernels do not apply):
 
@@ -146,7 +146,7 @@ def fit(data: OfflineData, cfg: R2PVIConfig) -> R2PVIParams:
   """R2PVI (PEVI for div="none"): for h = H−1..0, with V_H ≡ 0,
 
       Λ_h = λ_r I + Σ_τ φ_τ φ_τᵀ,  θ̂_h = Λ_h⁻¹ Σ_τ φ_τ r_τ,  z_τ = V_{h+1}(s^τ_{h+1}) = max_a Q_{h+1}(s^τ_{h+1}, a),
-      w_h = θ̂_h + ν_h (ν from `_regressed_dual`; w_{H−1} = θ̂_{H−1}),
+      w_h = θ̂_h + ν_h (ν from `regressed_dual`; w_{H−1} = θ̂_{H−1}),
       Q_h = clip(φᵀw_h − Γ_h, 0, H − h).
   """
   check_config(cfg)
@@ -170,7 +170,7 @@ def _fit(data: OfflineData, cfg: R2PVIConfig) -> R2PVIParams:
     coef = lam_inv @ phi.T  # [d, N]
     # V_{h+1}(s') = max_a Q_{h+1}(s', a); the carry is a placeholder at h = H − 1, masked below.
     z = jnp.max(_q(w_next, lam_inv_next, next_phi, H - h - 1, cfg.beta, cfg.div), axis=-1)
-    nu = _regressed_dual(z, coef, cfg.rho if cfg.div in ("drpvi", "drvi_l") else cfg.lam, cfg.div, H, cfg.n_alpha)
+    nu = regressed_dual(z, coef, cfg.rho if cfg.div in ("drpvi", "drvi_l") else cfg.lam, cfg.div, H, cfg.n_alpha)
     w = coef @ reward + jnp.where(h == H - 1, 0.0, nu)
     return (w, lam_inv), (w, lam_inv)
 

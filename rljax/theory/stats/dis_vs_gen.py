@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rljax.theory.kernels.lbfgs import lbfgs_minimize
+
 
 class NBParams(NamedTuple):
   log_prior: jax.Array  # [K]
@@ -95,21 +97,8 @@ def logreg_fit(
   def objective(v):
     return logreg_objective(scale[:, None] * v[:dim], v[dim], x, y, w, c) / total
 
-  solver = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(objective)
   v0 = jnp.zeros((dim + 1, num_classes), x.dtype)
-
-  def step(carry):
-    v, state, _, it = carry
-    value, grad = value_and_grad(v, state=state)
-    updates, state = solver.update(grad, state, v, value=value, grad=grad, value_fn=objective)
-    return optax.apply_updates(v, updates), state, optax.tree.norm(grad), it + 1
-
-  def keep_going(carry):
-    return (carry[3] < max_iters) & (carry[2] > tol)
-
-  init = (v0, solver.init(v0), jnp.asarray(jnp.inf, x.dtype), 0)
-  v, _, _, iters = jax.lax.while_loop(keep_going, step, init)
+  v, _, _, iters = lbfgs_minimize(objective, v0, max_iters=max_iters, tol=tol)
   grad = jax.grad(lambda wb: logreg_objective(wb[0], wb[1], x, y, w, c))((scale[:, None] * v[:dim], v[dim]))
   grad_norm = optax.tree.norm(grad) / total
   return LRParams(scale[:, None] * v[:dim], v[dim], grad_norm, iters)

@@ -1,0 +1,1 @@
+"""Preference learning theory: DPO's population optima, robust DPO, Nash learning, KL-RL as inference."""
