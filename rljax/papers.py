@@ -199,8 +199,9 @@ def readme_table(papers: Mapping[str, Paper]) -> str:
 def page(paper: Paper) -> str:
   """`docs/papers/<key>.md`: claim, command, figure, predicted-vs-measured, where it differs, tables."""
   s = paper.summary
+  when = paper.venue if str(paper.year) in paper.venue else f"{paper.venue} {paper.year}".strip()
   lines = [f"# {paper.title}", "",
-           f"{paper.authors}, {paper.venue + ' ' if paper.venue else ''}{paper.year} "
+           f"{paper.authors}, {when} "
            f"([arXiv:{paper.arxiv}](https://arxiv.org/abs/{paper.arxiv})). Status: **{paper.status}**.", "",
            f"**Predicted.** {paper.predicted}", "",
            f"**Code.** `{paper.module}` · `experiments/{paper.key}.py` · `configs/{paper.key}.py` · "
