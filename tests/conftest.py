@@ -30,3 +30,13 @@ def x64():
 def maybe_jit(request):
   """Runs a function under `jax.jit` and eagerly; static kwargs pass through `functools.partial`."""
   return jax.jit if request.param else (lambda f: f)
+
+
+# The two longest tests (subprocesses that import and compile everything) are collected first:
+# pytest-xdist hands tests out in collection order, and a minute-long test collected last would run
+# alone at the end while the other worker idles.
+_LONG = ("tests/training/test_quickstart.py::test_quickstart_smoke", "tests/training/test_multiprocess.py")
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: not item.nodeid.startswith(_LONG))  # stable: the rest keep their order

@@ -1,13 +1,15 @@
 """Helpers shared by the tests: trend assertions and running a notebook the way a reader would.
 
-`execute_notebook` runs `notebooks/<name>` top to bottom in a fresh kernel at a preset (the tests use
+`execute_notebook` runs the code cells of `notebooks/<name>` top to bottom at a preset (the tests use
 `smoke`). The trend assertions compare a measured curve with a predicted rate or direction, and
 say by how much they miss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
 import pathlib
 
@@ -23,21 +25,32 @@ VOCAB = 97  # vocabulary of the tiny parity models: odd, so no dimension is acci
 
 
 def execute_notebook(name: str, preset: str = "smoke", workdir: str | os.PathLike | None = None):
-  """Runs `notebooks/<name>` top to bottom in a fresh kernel with `RLJAX_NOTEBOOK_PRESET=preset` (and
-  `RLJAX_NOTEBOOK_WORKDIR=workdir`); returns the notebook and the text its code cells printed."""
+  """Runs the code cells of `notebooks/<name>` top to bottom, as a reader's kernel would, with
+  `RLJAX_NOTEBOOK_PRESET=preset` (and `RLJAX_NOTEBOOK_WORKDIR=workdir`); returns the notebook and the
+  text its cells printed.
+
+  The cells run in this process, in a fresh namespace: a kernel per notebook would import jax again
+  for each of the thirty papers. (The committed notebooks are executed in a real kernel at their
+  `cpu` preset.)"""
   nbformat = pytest.importorskip("nbformat")
-  nbclient = pytest.importorskip("nbclient")
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
   nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
   env = {"RLJAX_NOTEBOOK_PRESET": preset, **({"RLJAX_NOTEBOOK_WORKDIR": str(workdir)} if workdir else {})}
   os.environ.update(env)
+  printed, namespace = io.StringIO(), {"__name__": "__main__"}
   try:
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    with contextlib.redirect_stdout(printed):
+      for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        exec(compile(cell.source, f"<{name} cell {i}>", "exec"), namespace)
   finally:
     for k in env:
       del os.environ[k]
-  printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-  return nb, printed
+    plt.close("all")
+  return nb, printed.getvalue()
 
 
 @dataclasses.dataclass

@@ -109,27 +109,44 @@ PAIRWISE_KWARGS = {"dpo": dict(beta=0.1), "cdpo": dict(beta=0.1, epsilon=0.2), "
                    "inpo": dict(eta=0.5, tau=1.0)}
 
 
-@pytest.mark.parametrize("name", losses.names("pairwise"))
-def test_preference_loss_trains_every_registered_pairwise_loss(name):
-  """Each pairwise loss runs through `preference_loss` and a jitted train step; its value is the kernel's
-  on independently computed sequence log-probs (summed, length-averaged for SimPO, of the policy, the
-  reference and the previous iterate for INPO)."""
+@pytest.fixture(scope="module")
+def pairwise_setup():
+  """A batch and every sequence log-prob field of the policy, the reference and the previous iterate
+  (`_model(0)`, `(1)`, `(2)`; one jitted forward per model, shared by all the pairwise losses)."""
   policy, ref, prev = _model(0), _model(1), _model(2)
   rng = np.random.default_rng(4)
   mk = lambda: jnp.asarray(rng.integers(1, 29, (4, 6)), jnp.int32)
   loss_mask = jnp.asarray(np.arange(6)[None] >= np.array([[2], [3], [2], [4]]))
   batch = {"chosen_tokens": mk(), "rejected_tokens": mk(), "chosen_mask": jnp.ones((4, 6), bool),
            "rejected_mask": jnp.ones((4, 6), bool), "chosen_loss_mask": loss_mask, "rejected_loss_mask": loss_mask}
-  kw = PAIRWISE_KWARGS[name]
-  objective = T.objectives.preference_loss(name, ref_graphdef=nnx.graphdef(ref), **kw)
-  extra = {"ref_params": nnx.state(ref, nnx.Param), "prev_params": nnx.state(prev, nnx.Param)}
+  graphdef = nnx.graphdef(policy)
+
+  @jax.jit
+  def seq_logps(params):
+    model = nnx.merge(graphdef, params)
+    return {suffix: T.objectives.pair_logps(model, batch, average=average)
+            for suffix, average in (("logps", False), ("mean_logps", True))}
+
   fields = {}
   for prefix, model in (("", policy), ("ref_", ref), ("prev_", prev)):
-    for suffix, average in (("logps", False), ("mean_logps", True)):
-      fields[f"{prefix}chosen_{suffix}"], fields[f"{prefix}rejected_{suffix}"] = T.objectives.pair_logps(
-          model, batch, average=average)
+    for suffix, (c, r) in seq_logps(nnx.state(model, nnx.Param)).items():
+      fields[f"{prefix}chosen_{suffix}"], fields[f"{prefix}rejected_{suffix}"] = c, r
+  return batch, fields
+
+
+@pytest.mark.parametrize("name", losses.names("pairwise"))
+def test_preference_loss_trains_every_registered_pairwise_loss(name, pairwise_setup):
+  """Each pairwise loss runs through `preference_loss` and a jitted train step; its value is the kernel's
+  on independently computed sequence log-probs (summed, length-averaged for SimPO, of the policy, the
+  reference and the previous iterate for INPO)."""
+  batch, fields = pairwise_setup
+  policy, ref, prev = _model(0), _model(1), _model(2)  # fresh: the train step donates their buffers
+  extra = {"ref_params": nnx.state(ref, nnx.Param), "prev_params": nnx.state(prev, nnx.Param)}
+  kw = PAIRWISE_KWARGS[name]
+  objective = T.objectives.preference_loss(name, ref_graphdef=nnx.graphdef(ref), **kw)
   expected, _ = losses.get(name)(*(fields[k] for k in losses.spec(name).reads), **kw)
-  np.testing.assert_allclose(objective(policy, batch, None, extra)[0], expected, rtol=1e-5)
+  value = jax.jit(lambda p: objective(nnx.merge(nnx.graphdef(policy), p), batch, None, extra)[0])
+  np.testing.assert_allclose(value(nnx.state(policy, nnx.Param)), expected, rtol=1e-5)
 
   opt = T.make_optimizer(1e-2)
   graphdef, state = T.init_train_state(policy, opt, rng=jax.random.PRNGKey(0), extra=extra)
