@@ -50,6 +50,11 @@ def execute_notebook(name: str, preset: str = "smoke", workdir: str | os.PathLik
     for k in env:
       del os.environ[k]
     plt.close("all")
+    # The experiment's compiled programs are not reused by later tests; dropping them keeps a
+    # worker that runs many notebooks from growing by gigabytes.
+    import jax
+
+    jax.clear_caches()
   return nb, printed.getvalue()
 
 
