@@ -15,7 +15,7 @@ from rljax.theory.kernels import occupancy as occ
 from rljax.theory.kernels import vi
 from rljax.theory.kernels.simplex import ftrl_probs
 from rljax.theory.linear_mdp import adv_linear_q as alq
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 
 def test_logbarrier_kkt(x64):
@@ -135,11 +135,6 @@ def test_env_oracle_is_best_deterministic_policy(x64):
     env.with_actions(p, 4)
   with pytest.raises(ValueError, match="noise"):
     env.tabular_as_linear(jax.random.PRNGKey(0), 2, 2, 2, noise=1.5)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("adv_linear_q", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

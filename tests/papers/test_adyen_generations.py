@@ -12,7 +12,7 @@ from rljax.theory.bandits import adyen_generations as ag
 from rljax.theory.envs import payment_sim as env
 from rljax.theory.kernels import regression_oracles as ro
 from experiments.slopes import autocorrelation
-from tests.helpers import assert_monotone, assert_oscillation, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_oscillation, assert_smoke_claims
 
 
 def test_igw_matches_formula(x64):
@@ -83,11 +83,6 @@ def test_full_memory_realizable_improves(x64):
   assert v[-1] > v[0] + 0.05
   with pytest.raises(ValueError, match="policy"):
     ag.run_generations(jax.random.PRNGKey(0), cfg._replace(policy="greedy"), params)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("adyen_generations", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

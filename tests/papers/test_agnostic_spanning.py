@@ -10,7 +10,7 @@ import pytest
 from configs.agnostic_spanning import get_config
 from rljax.theory.kernels import spanning
 from rljax.theory.tabular import agnostic_spanning as ag
-from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims
 
 
 def _brute_force(pi, A, S, H):
@@ -61,11 +61,6 @@ def test_tree_learner_is_unbiased_and_counts_queries(x64):
   assert float(jnp.max(jnp.abs(res.est_values - v))) < 0.03  # the sd of each estimate is ≲ 0.008
   c, _ = ag.spanning_capacity(pi, 2)
   assert int(res.samples.max()) <= H * c and int(res.samples.min()) >= H  # ≤ H·C(Π) queries per tree
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("agnostic_spanning", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

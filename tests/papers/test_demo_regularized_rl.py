@@ -9,7 +9,7 @@ import pytest
 from configs.demo_regularized_rl import get_config
 from rljax.theory.tabular import demo_regularized_rl as tm
 from rljax.theory.kernels import vi
-from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims
 
 S, A, H = 4, 3, 3
 
@@ -92,11 +92,6 @@ def test_bad_inputs_raise():
     tm.random_mdp(jax.random.PRNGKey(0), 2, 2, 2, concentration=0.0)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("demo_regularized_rl", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

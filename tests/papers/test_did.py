@@ -9,7 +9,7 @@ from configs.did import get_config
 from rljax.theory.kernels.divergences import categorical_kl
 from rljax.theory.kernels.lbfgs import lbfgs_minimize
 from rljax.theory.preference import did
-from tests.helpers import assert_monotone, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_smoke_claims
 
 
 def _dist(key, k, scale=1.0):
@@ -93,18 +93,16 @@ def test_train_dpo_population_converges(x64):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  run = run_paper_notebook("did", tmp_path_factory)
-  return run, {(r["temperature"], r["design"]): r for r in run.summary["metrics"]["table"]}
+def rows(smoke):
+  return {(r["temperature"], r["design"]): r for r in smoke.summary["metrics"]["table"]}
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
-  assert_smoke_claims(smoke[0])
+  assert_smoke_claims(smoke)
 
 
-def test_reproduction_trends(smoke):
-  run, rows = smoke
-  results = run.results
+def test_reproduction_trends(smoke, rows):
+  results = smoke.results
   for t in (0.2, 5.0):
     enc, uni = rows[(t, "encode")], rows[(t, "uniform")]
     # DID-encoding data: KL(π*‖π_θ) falls to the sampling floor, far below the non-encoding plateau.

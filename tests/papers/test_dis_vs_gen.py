@@ -10,12 +10,7 @@ from configs.dis_vs_gen import get_config
 from experiments import dis_vs_gen as ex
 from rljax.theory.envs import gaussian_mixture_cls as gm
 from rljax.theory.stats import dis_vs_gen as dg
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("dis_vs_gen", tmp_path_factory)
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def test_nb_matches_numpy_mle_and_weights(x64):

@@ -10,7 +10,7 @@ from configs.dynlin_ucb import get_config
 from rljax.theory.bandits import dynlin_ucb as dl
 from rljax.theory.envs import dyn_linear_bandit as env
 from rljax.theory.kernels import ridge
-from tests.helpers import assert_monotone, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_smoke_claims
 
 
 def test_oracle_paper_system(x64):
@@ -106,11 +106,6 @@ def test_bad_inputs():
     dl.make_config(env.paper_params(), 10, rho=1.0)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("dynlin_ucb", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -9,12 +9,7 @@ import pytest
 
 from configs.entropy_mechanism import get_config
 from experiments import entropy_mechanism as ex
-from tests.helpers import assert_smoke_claims, run_paper_notebook
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("entropy_mechanism", tmp_path_factory)
+from tests.helpers import assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

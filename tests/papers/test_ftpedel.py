@@ -11,7 +11,7 @@ from configs.ftpedel import get_config
 from experiments import ftpedel as ex
 from rljax.theory.kernels import design as dk
 from rljax.theory.linear_mdp import ftpedel as fp
-from tests.helpers import assert_monotone, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_smoke_claims
 
 
 def test_g_optimal_design_kiefer_wolfowitz(x64):
@@ -63,11 +63,6 @@ def test_covering_offline_data_needs_no_online_samples(x64):
     fp.bandit(jax.random.PRNGKey(1), algo, arms, theta, off_x[:, :2], off_y)
   with pytest.raises(ValueError, match="epsilon"):
     fp.n_rounds(0.0)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("ftpedel", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

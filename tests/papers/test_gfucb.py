@@ -10,7 +10,7 @@ from configs.gfucb import get_config
 from rljax.theory.bandits import gfucb
 from rljax.theory.envs import linear_bandit as lb
 from rljax.theory.kernels.ridge import oful_radius
-from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims
 
 
 def _feed(cfg, state, key, env, rounds):
@@ -92,11 +92,6 @@ def test_confidence_set_limits_and_task_permutation(x64):
     gfucb.act(cfg, state, x[:2])
   with pytest.raises(ValueError, match="lam"):
     gfucb.init(None, cfg._replace(lam=0.0), phis, 3)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("gfucb", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

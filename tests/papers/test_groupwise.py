@@ -11,7 +11,7 @@ from rljax.theory.experts import groupwise as gw
 from rljax.theory.kernels import ridge, sleeping
 from rljax.theory.kernels.regression_oracles import vaw_predict
 from rljax.theory.kernels.simplex import ftrl_probs
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 
 def test_sleeping_hedge_all_awake_is_hedge(x64):
@@ -79,11 +79,6 @@ def test_groups_env(x64):
   assert int(g.sum()) == 4 and -1 <= s.y <= 1
   _, _, r, _, info = env.step(jax.random.PRNGKey(2), params, s, 0.0)
   np.testing.assert_allclose(r, -info["y"] ** 2)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("groupwise", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

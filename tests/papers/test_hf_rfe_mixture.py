@@ -12,7 +12,7 @@ from experiments.slopes import loglog_slope
 from rljax.theory.envs import linear_mixture_mdp as lmm
 from rljax.theory.kernels import ridge
 from rljax.theory.linear_mdp import hf_rfe_mixture as hf
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def _random_mixture(seed, S=3, A=2, d=4):
@@ -154,11 +154,6 @@ def test_bad_input_raises(x64):
     hf.run(jax.random.PRNGKey(0), cfg, env, jnp.zeros((1, 5, 2, 4)), (5, 20))
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("hf_rfe_mixture", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

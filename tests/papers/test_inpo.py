@@ -11,7 +11,7 @@ from configs.inpo import get_config
 from rljax.theory.kernels import preference_games as pg
 from rljax.theory.kernels.lbfgs import lbfgs_minimize
 from rljax.theory.preference import inpo
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def _game(seed, K):
@@ -47,11 +47,6 @@ def test_iterating_converges_to_oracle(x64):
     inpo.inpo_tabular_step(log_ref, log_ref, P, eta=1.0, tau=tau, key=jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="eta \\* tau"):
     inpo.inpo_omd_step(log_ref, log_ref, P, eta=20.0, tau=tau)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("inpo", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

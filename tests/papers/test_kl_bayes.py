@@ -9,7 +9,7 @@ from configs.kl_bayes import get_config
 from experiments import kl_bayes as ex
 from rljax.theory.preference import kl_bayes as kb
 from rljax.theory.kernels.divergences import categorical_kl
-from tests.helpers import assert_monotone, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_smoke_claims
 
 
 def _problem(k=12, seed=0):
@@ -87,18 +87,16 @@ def test_rollout_matches_sequence_distribution(x64):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  run = run_paper_notebook("kl_bayes", tmp_path_factory)
-  return run, {(r["method"], r["batch"]): r for r in run.summary["metrics"]["table"]}
+def rows(smoke):
+  return {(r["method"], r["batch"]): r for r in smoke.summary["metrics"]["table"]}
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
-  assert_smoke_claims(smoke[0])
+  assert_smoke_claims(smoke)
 
 
-def test_reproduction_trends(smoke):
-  run, rows = smoke
-  results = run.results
+def test_reproduction_trends(smoke, rows):
+  results = smoke.results
   for batch in results["batches"]:
     rl, klrl, dpg = rows[("rl", batch)], rows[("kl_rl", batch)], rows[("dpg", batch)]
     # Pure RL collapses: entropy falls below 5% of its start and E r approaches max r.

@@ -11,7 +11,7 @@ import pytest
 from configs.llm_regret import get_config
 from experiments import llm_regret as ex
 from rljax.theory.experts import llm_regret as ol
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def test_hedge_is_the_softmax_of_past_losses(x64):
@@ -141,11 +141,6 @@ def test_bad_inputs_raise():
   cfg.sequences = ("iid", "adversarial")
   with pytest.raises(ValueError, match="adversarial"):
     ex.run(cfg)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("llm_regret", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

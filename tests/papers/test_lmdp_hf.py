@@ -13,7 +13,7 @@ from configs.lmdp_hf import get_config
 from rljax.theory.envs import lmdp
 from rljax.theory.kernels.vi import value_iteration
 from rljax.theory.tabular import lmdp_hf as lh
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 
 def _random_model(seed, M, S=3, A=2, H=3):
@@ -116,11 +116,6 @@ def test_bad_input_raises():
     lh.LmdpConfig(2, 3, 2, 12, 100)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("lmdp_hf", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

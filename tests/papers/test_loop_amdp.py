@@ -14,7 +14,7 @@ from configs.loop_amdp import get_config
 from rljax.theory.envs import amdp
 from rljax.theory.kernels import average_reward as ar
 from rljax.theory.tabular import loop_amdp as la
-from tests.helpers import assert_monotone, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_smoke_claims
 
 
 def _random_amdp(seed, S=4, A=2):
@@ -94,11 +94,6 @@ def test_switch_trigger_doubling(x64):
   assert bool(la.should_switch(st))  # n: 1 → 2, doubled
   st = la.update(la.plan(st, cfg), (0, 0, 1.0, 1))
   assert not bool(la.should_switch(st))  # n: 2 → 3, not yet doubled
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("loop_amdp", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

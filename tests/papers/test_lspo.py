@@ -12,7 +12,7 @@ import pytest
 from configs.lspo import get_config
 from rljax.theory.games import kuhn, lspo
 from rljax.theory.games import cheap_talk as ct
-from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims
 
 
 def test_preference_pairs_order_and_margin(x64):
@@ -41,11 +41,6 @@ def test_lspo_iteration_calls_dpo_loss_and_improves(x64):
   assert metrics["payoff"] > before + 0.02
   assert metrics["dpo_loss_last"] < metrics["dpo_loss_first"] and metrics["n_pairs"] > 0
   assert int(metrics["pool_size"]) == int(new.seen.sum()) > 0
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("lspo", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

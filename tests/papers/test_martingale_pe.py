@@ -11,14 +11,9 @@ from configs.martingale_pe import get_config
 from rljax.theory.ct import martingale_pe as mp
 from rljax.theory.envs import ou_process as ou
 from rljax.theory.kernels import sde
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 P = ou.OUParams()
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("martingale_pe", tmp_path_factory)
 
 
 def _paths(key, n_paths, log2_fine, log2_dt):

@@ -11,7 +11,7 @@ from configs.nash_md import get_config
 from experiments import nash_md as ex
 from rljax.theory.preference import nash_md
 from rljax.theory.kernels import preference_games as pg
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def _game(seed, K, kind="intransitive"):
@@ -91,11 +91,6 @@ def test_pg_form_calls_the_loss_kernel(x64):
   pi = jnp.exp(log_pi)
   grad = jax.grad(pg.nash_pg_objective)(log_pi, log_mu, pref, tau)
   np.testing.assert_allclose(grad, pi * (w - pi @ w), atol=1e-13)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("nash_md", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -13,7 +13,7 @@ from experiments.nash_md import make_games
 from rljax.theory.preference import nash_mp
 from rljax.theory.kernels import preference_games as pg
 from rljax.theory.kernels.simplex import kl_prox_step, mirror_prox_step
-from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims
 
 
 def _game(seed, K):
@@ -47,11 +47,6 @@ def test_prox_by_pg(x64):
     np.testing.assert_allclose(got, closed, atol=1e-12)
   with pytest.raises(ValueError, match="inner_steps"):
     nash_mp.nash_mp_approx(jax.random.PRNGKey(0), P, log_mu, log_mu, eta=2.0, beta=beta, T=2, inner_steps=0)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("nash_mp", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

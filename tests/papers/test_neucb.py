@@ -9,7 +9,7 @@ import pytest
 from configs.neucb import get_config
 from rljax.theory.bandits import neucb as nc
 from rljax.theory.kernels import regression_oracles as ro
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 
 def test_fastcb_probs_invariants(x64):
@@ -34,11 +34,6 @@ def test_act_and_update(x64):
   assert after < 0.5 * before and int(state.t) == 30 and state.targets[0] == 0.0
   with pytest.raises(ValueError, match="algo"):
     nc.init(jax.random.PRNGKey(0), cfg._replace(algo="ucb"))
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("neucb", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

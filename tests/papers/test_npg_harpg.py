@@ -10,7 +10,7 @@ from experiments import npg_harpg as ex
 from rljax.theory.envs import lqr_scalar
 from rljax.theory.pg import estimators as est
 from rljax.theory.pg import npg_harpg as nh
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 H = 6
 PARAMS = lqr_scalar.LQRParams(horizon=H)
@@ -91,11 +91,6 @@ def test_igt_with_unit_eta_is_normalized_sgd(x64):
   new = nh.igt_step(state, key, cfg, problem)
   g = est.gpomdp(problem.sample(key, state.theta), problem.logp, state.theta)
   np.testing.assert_allclose(new.theta, state.theta + 0.2 * (2 / 5) * jnp.sign(g), rtol=1e-12)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("npg_harpg", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -11,7 +11,7 @@ import scipy.optimize
 from configs.pr_lsvi import get_config
 from rljax.theory.linear_mdp import pr_lsvi as lp
 from rljax.theory.kernels import ridge, vi
-from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_slope, assert_smoke_claims
 
 
 def _bt_data(key, n, theta):
@@ -100,11 +100,6 @@ def test_config_validation():
     lp.PRConfig(rounds=10, horizon=1, lam=-1.0)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("pr_lsvi", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -10,7 +10,7 @@ from experiments import r2pvi as ex
 from rljax.theory.envs import d_rectangular as drect
 from rljax.theory.kernels import divergences
 from rljax.theory.linear_mdp import r2pvi
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 PARAMS = drect.DRectParams()
 
@@ -127,11 +127,6 @@ def test_bad_inputs():
     drect.features(PARAMS._replace(q=1.5))
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("r2pvi", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -13,22 +13,20 @@ from experiments import rdpo_loglinear as ex
 from rljax import losses
 from rljax.theory.preference import rdpo_loglinear as lb
 from experiments.slopes import loglog_slope, seed_slope
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  run = run_paper_notebook("rdpo_loglinear", tmp_path_factory)
-  return run, {(r["loss"], r["epsilon"]): r for r in run.summary["metrics"]["slopes"]}
+def rows(smoke):
+  return {(r["loss"], r["epsilon"]): r for r in smoke.summary["metrics"]["slopes"]}
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
-  assert_smoke_claims(smoke[0])
+  assert_smoke_claims(smoke)
 
 
-def test_predicted_rates(smoke):
-  run, rows = smoke
-  results = run.results
+def test_predicted_rates(smoke, rows):
+  results = smoke.results
   assert results["error"].shape == (3, 2, 4, 8)
   assert results["grad_norm"].max() < 1e-6  # every fit converged
   for name in ("dpo", "cdpo", "rdpo"):  # without noise all three are the same MLE, rate n^{-1/2}

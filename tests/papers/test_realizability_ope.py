@@ -8,7 +8,7 @@ import pytest
 from configs.realizability_ope import get_config
 from experiments import realizability_ope as ex
 from rljax.theory.tabular import realizability_ope as ro
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def _flat(inst):
@@ -65,11 +65,6 @@ def test_bad_inputs():
     ro.alignment_stats(jnp.eye(3), inst.phi.reshape(-1, 3), inst.mu.ravel(), 0.9)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("realizability_ope", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -13,7 +13,7 @@ from scipy.optimize import linprog
 from configs.recovering_ppp import get_config
 from rljax.theory.bandits import recovering_ppp as rp
 from rljax.theory.envs import recovering_bandit as env
-from tests.helpers import assert_monotone, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_monotone, assert_smoke_claims
 
 
 def test_lp_matches_scipy(x64):
@@ -95,11 +95,6 @@ def test_bad_inputs():
     env.make_params(jax.random.PRNGKey(0), 3, 4)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("recovering_ppp", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

@@ -13,7 +13,7 @@ from configs.sparse_misspec import get_config
 from rljax.theory.bandits import sparse_misspec as sm
 from rljax.theory.envs import linear_bandit as lb
 from rljax.theory.envs import sparse_misspecified as env
-from tests.helpers import assert_slope, assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_slope, assert_smoke_claims
 
 
 def test_misspecification_within_budget(x64):
@@ -74,11 +74,6 @@ def test_bad_input():
     sm.run(jax.random.PRNGKey(0), params, np.ones((3, 5)), 1)
   with pytest.raises(ValueError, match="get_config|unknown preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("sparse_misspec", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):

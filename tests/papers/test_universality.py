@@ -12,7 +12,7 @@ from scipy.special import gammaln
 from configs.universality import get_config
 from experiments import universality as ex
 from rljax.theory.experts import universality as un
-from tests.helpers import assert_smoke_claims, run_paper_notebook
+from tests.helpers import assert_smoke_claims
 
 
 def _laplace_grid(g):
@@ -106,11 +106,6 @@ def test_bad_inputs(x64):
     ex.run(cfg)
   with pytest.raises(ValueError, match="preset"):
     get_config("huge")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-  return run_paper_notebook("universality", tmp_path_factory)
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
