@@ -35,7 +35,8 @@ def maybe_jit(request):
 # The two longest tests (subprocesses that import and compile everything) are collected first:
 # pytest-xdist hands tests out in collection order, and a minute-long test collected last would run
 # alone at the end while the other worker idles.
-_LONG = ("tests/training/test_quickstart.py::test_quickstart_smoke", "tests/training/test_multiprocess.py")
+_LONG = ("tests/training/test_sentiment_dpo.py::test_sentiment_dpo_smoke", "tests/experiments/test_rlvr.py::test_quickstart",
+         "tests/training/test_multiprocess.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -25,12 +25,16 @@ A preset names its pieces by string and carries their keyword arguments:
 | `kl`               | `kind` (k1/k2/k3/abs), `coef` β, `where` ∈ {"loss", "reward", "none"}, `clamp` |
 |                    | (k3 only; 20 = verl), `target` (batch key of the log-probs the KL is taken to: |
 |                    | "ref_logp", or "teacher_logp" for KDRL), `schedule` (None, or                  |
-|                    | {"name": a key of `resolution.KL_SCHEDULES`, **kwargs} for a β(step))             |
+|                    | {"name": a key of `resolution.KL_SCHEDULES`, **kwargs} for a β(step)), `adaptive` |
+|                    | (None, or {"target", "horizon", "per"}: β from `adaptive_kl_update` after each |
+|                    | rollout, n_steps = responses ("per": "samples", verl) or 1 ("rollout", RL4LMs))   |
 | `entropy_coef`     | c_H of the entropy bonus (needs `batch["entropy"]` when non-zero)              |
 | `group_size`       | responses per prompt n (contiguous rows); B must be a multiple                 |
 | `dynamic_sampling` | `enabled`: drop groups whose rewards are all equal (DAPO); `max_num_gen_batches` |
 | `overlong`         | `enabled`, `max_len`, `cache_len`, `factor`: DAPO's soft overlong punishment   |
 | `critic`           | `enabled`, `value_clip` ε_v, `vf_coef`, `whiten_advantages` (PPO with GAE)     |
+| `reward_norm`      | `enabled`, `clip`, `shift_mean`: running-statistics reward normalisation       |
+|                    | (`rljax.losses.ppo_max.normalize_and_clip_rewards`; PPO-max)                   |
 | `paper`, `notes`   | citation; where the preset departs from TRL/verl defaults, and the [M] values  |
 | `unchecked`        | the fields whose values are ours: placeholders or values recalled from the     |
 |                    | paper ([M]) and not yet checked against it or its code; every other field is   |
@@ -39,7 +43,8 @@ A preset names its pieces by string and carries their keyword arguments:
 |                    | added by `rljax.algorithms.get`, not by `presets.get`                          |
 
 plus paper-specific fields: `stcr` (APO), `dads` (APO), `filter` (PF-PPO; `strategy` in
-`PF_STRATEGIES`), `filter_trajectory` (OREAL). Values tagged [M] in `notes` are recalled from the
+`PF_STRATEGIES`), `filter_trajectory` (OREAL), `nlpo` (NLPO's masking policy: `top_p`, `min_keep`,
+`update_every`). Values tagged [M] in `notes` are recalled from the
 paper and not re-checked (the spec's provenance tags ([M] = recalled, unchecked)); treat them as
 placeholders.
 
@@ -65,6 +70,9 @@ The presets (each one's `paper` and `notes` give the source and the departures):
 | `apo`                   | grpo     | STCR advantage scale, DADS-weighted KL loss                        |
 | `pf_ppo`                | ppo      | rank-based per-prompt response filter                              |
 | `hpt`                   | base     | HPT kernel: GRPO or demonstration NFT per prompt                   |
+| `remax`                 | base     | REINFORCE with the greedy response's reward as baseline            |
+| `ppo_max`               | ppo      | running reward normalisation + clip, GAE λ = 0.95, value clip 0.2  |
+| `nlpo`                  | ppo      | PPO over the top-p action set of a frozen masking policy, adaptive β |
 """
 
 from __future__ import annotations
@@ -111,12 +119,13 @@ def _base() -> dict:
       loss="ppo_clip",
       loss_kwargs=dict(clip_low=0.2, clip_high=0.2, dual_clip=None, log_ratio_clamp=None),
       agg="token-mean",
-      kl=dict(kind="k3", coef=0.0, where="none", clamp=20.0, target="ref_logp", schedule=None),
+      kl=dict(kind="k3", coef=0.0, where="none", clamp=20.0, target="ref_logp", schedule=None, adaptive=None),
       entropy_coef=0.0,
       group_size=8,
       dynamic_sampling=dict(enabled=False, max_num_gen_batches=None),
       overlong=dict(enabled=False, max_len=20480, cache_len=4096, factor=1.0),
       critic=dict(enabled=False, value_clip=0.5, vf_coef=1.0, whiten_advantages=True),
+      reward_norm=dict(enabled=False, clip=10.0, shift_mean=True),
   )
 
 
@@ -477,6 +486,68 @@ def _hpt() -> dict:
   ))
 
 
+def _remax() -> dict:
+  return _merge(_base(), dict(
+      unchecked=('agg',),
+      paper=("ReMax: A Simple, Effective, and Efficient Reinforcement Learning Method for Aligning Large Language "
+             "Models. Li, Xu, Zhang, Liu, Sun & Luo, 2023, arXiv 2310.10505."),
+      advantage="remax",
+      advantage_kwargs=_Replace(),
+      loss="reinforce",
+      loss_kwargs=_Replace(),
+      group_size=1,
+      notes=(
+          "ReMax (spec §1.2.8): one sampled and one greedy response per prompt, A = R(y) − R(ŷ_greedy) on "
+          "every response token, on-policy REINFORCE; the greedy response is decoded by the online loop and "
+          "scored by the same reward. No KL (the ReMax code puts a k1 penalty in the reward; "
+          "kl.where='reward' is not supported with this estimator). [M] token-mean aggregation. vs verl "
+          "(adv_estimator=remax): the same advantage, trained with its PPO-clip loss. TRL has no ReMax."
+      ),
+  ))
+
+
+def _ppo_max() -> dict:
+  return _merge(_ppo(), dict(
+      unchecked=(),
+      paper=("Secrets of RLHF in Large Language Models Part I: PPO. Zheng, Dou, Gao, Hua, Shen, Wang, Liu, Jin, "
+             "Liu, Zhou, Xiong, Chen, Xi, Xu, Lai, Zhu, Chang, Yin, Weng, Cheng, Huang, Wang, Zhang, Qiu, Huang, "
+             "2023, arXiv 2307.04964."),
+      advantage_kwargs=_Replace(gamma=1.0, lam=0.95),
+      loss_kwargs=dict(dual_clip=None, log_ratio_clamp=None),
+      kl=dict(kind="k1", coef=0.02, where="reward"),
+      critic=dict(value_clip=0.2, vf_coef=1.0, whiten_advantages=True),
+      reward_norm=dict(enabled=True, clip=10.0, shift_mean=True),
+      notes=(
+          "PPO-max (spec §9; MOSS-RLHF config_ppo.py, as rljax.losses.ppo_max.PPOMaxConfig): rewards "
+          "normalised by running statistics (updated with the batch first, unbiased std) and clipped to ±10, "
+          "k1 KL in the reward with η = 0.02 (code default; 0.1 in the zh script, 0.05 in the paper), GAE "
+          "γ = 1, λ = 0.95, advantages whitened, PPO-clip ε = 0.2, value clip 0.2, no dual clip. Whitening "
+          "is per rollout batch here, per minibatch in MOSS-RLHF (the same with minibatches=1). No TRL/verl "
+          "counterpart of the reward normalisation."
+      ),
+  ))
+
+
+def _nlpo() -> dict:
+  return _merge(_ppo(), dict(
+      unchecked=('critic.value_clip',),
+      paper=("Is Reinforcement Learning (Not) for Natural Language Processing: Benchmarks, Baselines, and Building "
+             "Blocks for Natural Language Policy Optimization. Ramamurthy, Ammanabrolu, Brantley, Hessel, Sifa, "
+             "Bauckhage, Hajishirzi & Choi, ICLR 2023, arXiv 2210.01241."),
+      advantage_kwargs=_Replace(gamma=0.99, lam=0.95),
+      loss_kwargs=dict(dual_clip=None, log_ratio_clamp=None),
+      kl=dict(kind="k1", coef=0.1, where="reward", adaptive=dict(target=1.0, horizon=10.0, per="rollout")),
+      nlpo=dict(enabled=True, top_p=0.9, min_keep=100, update_every=5),
+      notes=(
+          "NLPO (RL4LMs gpt2_nlpo.yml): PPO whose actions are restricted at every step to the top-p = 0.9 set "
+          "(at least 100 tokens, EOS always kept) of a masking policy, a copy of π_θ refreshed every μ = 5 "
+          "rollouts; sampling and the ratio both use the masked policy, the reference KL the unmasked π_0. k1 "
+          "KL in the reward, β0 = 0.1 adapted to target KL 1.0 with β ← β(1 + 0.1·clip(KL/target − 1, ±0.2)) "
+          "(horizon 10 per rollout), GAE γ = 0.99, λ = 0.95, PPO-clip ε = 0.2. No TRL/verl counterpart."
+      ),
+  ))
+
+
 _BUILDERS: dict[str, Callable[[], dict]] = {
     "ppo": _ppo,
     "grpo": _grpo,
@@ -496,6 +567,9 @@ _BUILDERS: dict[str, Callable[[], dict]] = {
     "apo": _apo,
     "pf_ppo": _pf_ppo,
     "hpt": _hpt,
+    "remax": _remax,
+    "ppo_max": _ppo_max,
+    "nlpo": _nlpo,
 }
 
 

@@ -70,7 +70,7 @@ import ml_collections
 from rljax import checks
 from rljax.algorithms import presets
 from rljax.losses import advantages as adv_lib
-from rljax.losses import aggregation, apo, grpo_d, kdrl, pf_ppo, registry, value
+from rljax.losses import aggregation, apo, grpo_d, kdrl, pf_ppo, ppo_max, registry, value
 from rljax.losses.kl import KINDS as KL_KINDS, kl_penalized_rewards, kl_penalty
 
 Batch = Mapping[str, Any]
@@ -130,6 +130,15 @@ def _validate(c: dict) -> registry.LossSpec:
                        "token rewards yourself or use kl.where='loss'.")
     if kl.get("schedule"):
       raise ValueError("a KL schedule is only supported with kl.where='loss'.")
+  adaptive = kl.get("adaptive")
+  if adaptive:
+    if kl.get("schedule"):
+      raise ValueError("kl.adaptive and kl.schedule both set β: choose one.")
+    if kl["where"] == "none":
+      raise ValueError("kl.adaptive needs kl.where='loss' or 'reward'.")
+    for field in ("target", "horizon"):
+      checks.check_positive(f"kl.adaptive.{field}", adaptive.get(field, 0.0))
+    checks.check_choice("kl.adaptive.per", adaptive.get("per", "samples"), ("samples", "rollout"))
   if kl.get("schedule") and kl["schedule"]["name"] not in KL_SCHEDULES:
     raise KeyError(f"unknown KL schedule {kl['schedule']['name']!r}; known: {', '.join(sorted(KL_SCHEDULES))}")
   if c.get("dads", {}).get("enabled") and (kl["where"] != "loss" or spec.own_kl):
@@ -168,8 +177,12 @@ def _inputs(c: Mapping, spec: registry.LossSpec) -> dict[str, tuple[str, ...]]:
     adv.append("old_values")
   if name == "remax":
     adv.append("greedy_rewards")
+  if c.get("reward_norm", {}).get("enabled"):
+    adv.append("reward_stats")
   if kl["where"] == "reward":
     adv += ["old_logp", kl["target"]]
+    if kl.get("adaptive"):
+      adv.append("kl_coef")
   if c.get("filter", {}).get("strategy") == "best_random":
     adv.append("key")
 
@@ -181,6 +194,8 @@ def _inputs(c: Mapping, spec: registry.LossSpec) -> dict[str, tuple[str, ...]]:
       loss.append(kl["target"])
     if kl.get("schedule"):
       loss.append("step")
+    if kl.get("adaptive"):
+      loss.append("kl_coef")
     if c.get("dads", {}).get("enabled"):
       loss += ["rewards", "advantages"]
   if c["entropy_coef"]:
@@ -224,6 +239,8 @@ def _require(batch: Batch, keys, what: str) -> None:
 def _kl_coef(kl: Mapping, batch: Batch):
   if kl["where"] == "none":
     return 0.0
+  if kl.get("adaptive"):
+    return batch["kl_coef"]
   schedule = kl.get("schedule")
   if not schedule:
     return kl["coef"]
@@ -248,15 +265,22 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
   (raw,) = checks.as_compute(batch["rewards"])
   lengths = jnp.sum(mask, axis=-1)
   rewards = raw
+  out: dict[str, jax.Array] = {}
+  norm = plan.get("reward_norm", {})
+  if norm.get("enabled"):
+    stats = ppo_max.RunningMeanStd(**batch["reward_stats"])
+    rewards, stats = ppo_max.normalize_and_clip_rewards(rewards, stats, clip=norm["clip"],
+                                                        shift_mean=norm["shift_mean"])
+    out["reward_stats"] = stats._asdict()
   over = plan["overlong"]
   if over["enabled"]:
     rewards = rewards + adv_lib.overlong_penalty(
         lengths, max_len=over["max_len"], cache_len=over["cache_len"], factor=over["factor"])
-  reward_kl = kl["where"] == "reward" and kl["coef"] != 0
-  out: dict[str, jax.Array] = {}
+  reward_kl = kl["where"] == "reward" and (kl["coef"] != 0 or bool(kl.get("adaptive")))
+  coef = _kl_coef(kl, batch) if reward_kl else 0.0
   if name in _GROUP_ESTIMATORS:
     if reward_kl:
-      rewards = rewards - kl["coef"] * _seq_kl(batch, kl)
+      rewards = rewards - coef * _seq_kl(batch, kl)
     if name == "opo":
       adv = estimator(rewards, lengths, group_size=n)
     else:
@@ -265,7 +289,7 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
     kw = {}
     if reward_kl:
       kw = dict(token_kl=kl_penalty(batch["old_logp"], batch[kl["target"]], kind=kl["kind"], clamp=kl["clamp"]),
-                kl_coef=kl["coef"])
+                kl_coef=coef)
     if estimator.keywords.get("baseline", "none") == "group":
       kw["group_size"] = n
     adv, out["returns"] = estimator(rewards, mask, **kw)
@@ -273,7 +297,7 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
     token_rewards = kl_penalized_rewards(
         rewards, batch["old_logp"] if reward_kl else jnp.zeros(mask.shape),
         batch[kl["target"]] if reward_kl else jnp.zeros(mask.shape), mask,
-        kl_coef=kl["coef"] if reward_kl else 0.0, kind=kl["kind"], clamp=kl["clamp"])
+        kl_coef=coef, kind=kl["kind"], clamp=kl["clamp"])
     adv, out["returns"] = estimator(token_rewards, batch["old_values"], mask)
     if plan["critic"]["whiten_advantages"]:
       adv = adv_lib.whiten(adv, mask)
@@ -304,7 +328,9 @@ def _compute_loss(logp: jax.Array, batch: Batch, *, plan: Mapping, kernel: Calla
     mask = mask & jnp.asarray(batch["keep"], bool)[:, None]
   b = {**batch, "logp": logp, "mask": mask}
   kl = plan["kl"]
-  ctx = {"group_size": plan["group_size"], "kl_coef": _kl_coef(kl, b), "kl_kind": kl["kind"],
+  # With kl.where="reward" the KL already sits in the advantages: the loss sees β = 0.
+  ctx = {"group_size": plan["group_size"], "kl_coef": _kl_coef(kl, b) if kl["where"] == "loss" else 0.0,
+         "kl_kind": kl["kind"],
          "kl_target": kl["target"]}
   pg, kernel_metrics = registry.spec(plan["loss"])(kernel, b, ctx)
   metrics = {**kernel_metrics, "pg_loss": pg}

@@ -73,8 +73,8 @@ def generate(model: nnx.Module, prompt_tokens: jax.Array, prompt_mask: jax.Array
              max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, min_p=None, greedy=False,
              eos_token_id: int | tuple[int, ...] | None = None, pad_token_id: int = 0,
              mixture_model: nnx.Module | None = None, mixture_alpha=0.0,
-             mask_model: nnx.Module | None = None, mask_top_p=0.9,
-             cache_len: int | None = None, cache_dtype: Any = None, bucket: int = 64) -> Rollout:
+             mask_model: nnx.Module | None = None, mask_top_p=0.9, mask_min_keep: int = 1,
+             mask_always_keep: int | tuple[int, ...] | None = None, cache_len: int | None = None, cache_dtype: Any = None, bucket: int = 64) -> Rollout:
   """Samples `max_new_tokens` continuations of left-padded prompts with `model`'s KV-cache decoder.
 
   Args:
@@ -85,7 +85,8 @@ def generate(model: nnx.Module, prompt_tokens: jax.Array, prompt_mask: jax.Array
     eos_token_id: an id or ids that end a row (None: never stop early).
     mixture_model, mixture_alpha: sample from the geometric mixture π^(1−α)·μ^α of `model` and
       `mixture_model` (Nash-MD's opponent policy), token by token.
-    mask_model, mask_top_p: NLPO — restrict each step to the top-p set of the frozen `mask_model`.
+    mask_model, mask_top_p, mask_min_keep, mask_always_keep: NLPO — restrict each step to the top-p set
+      (at least `mask_min_keep` tokens, plus the ids `mask_always_keep`) of the frozen `mask_model`.
     cache_len: KV-cache slots (≥ P + max_new_tokens); default P + max_new_tokens rounded up to `bucket`.
     cache_dtype: storage dtype of the cache (e.g. jnp.bfloat16); default the model's compute dtype.
   """
@@ -110,17 +111,19 @@ def generate(model: nnx.Module, prompt_tokens: jax.Array, prompt_mask: jax.Array
   models = (model,) + tuple(m for m in (mixture_model, mask_model) if m is not None)
   graphdefs, states = zip(*(nnx.split(m) for m in models))
   eos = jnp.asarray([-1] if eos_token_id is None else np.atleast_1d(eos_token_id), jnp.int32)
+  keep_ids = jnp.asarray([-1] if mask_always_keep is None else np.atleast_1d(mask_always_keep), jnp.int32)
   return _generate(graphdefs, states, jnp.asarray(prompt_tokens, jnp.int32), jnp.asarray(prompt_mask, jnp.bool_),
                    key, params, jnp.asarray(mixture_alpha, jnp.float32), jnp.asarray(mask_top_p, jnp.float32),
-                   eos, jnp.asarray(pad_token_id, jnp.int32), max_new_tokens=int(max_new_tokens),
+                   eos, jnp.asarray(pad_token_id, jnp.int32), keep_ids, max_new_tokens=int(max_new_tokens),
                    cache_len=int(cache_len), cache_dtype=cache_dtype, has_mixture=mixture_model is not None,
-                   has_mask=mask_model is not None)
+                   has_mask=mask_model is not None, mask_min_keep=int(mask_min_keep))
 
 
 @functools.partial(jax.jit, static_argnums=(0,),
-                   static_argnames=("max_new_tokens", "cache_len", "cache_dtype", "has_mixture", "has_mask"))
-def _generate(graphdefs, states, prompt, prompt_mask, key, params, alpha, mask_top_p, eos, pad, *,
-              max_new_tokens, cache_len, cache_dtype, has_mixture, has_mask):
+                   static_argnames=("max_new_tokens", "cache_len", "cache_dtype", "has_mixture", "has_mask",
+                                    "mask_min_keep"))
+def _generate(graphdefs, states, prompt, prompt_mask, key, params, alpha, mask_top_p, eos, pad, keep_ids, *,
+              max_new_tokens, cache_len, cache_dtype, has_mixture, has_mask, mask_min_keep):
   models = [nnx.merge(g, s) for g, s in zip(graphdefs, states)]
   b = prompt.shape[0]
 
@@ -133,7 +136,8 @@ def _generate(graphdefs, states, prompt, prompt_mask, key, params, alpha, mask_t
     if has_mixture:
       x = processors.geometric_mixture(x, logits[1], alpha=alpha)
     if has_mask:
-      x = processors.nlpo_mask(x, logits[-1], top_p=mask_top_p)
+      always = jnp.zeros(x.shape[-1], bool).at[jnp.clip(keep_ids, 0)].max(keep_ids >= 0)
+      x = processors.nlpo_mask(x, logits[-1], top_p=mask_top_p, min_keep=mask_min_keep, always_keep=always)
     logq = processors.process_logits(x, params)
     token = jnp.where(params.greedy, jnp.argmax(logq, -1), jax.random.categorical(key, logq, axis=-1))
     pick = lambda lp: jnp.take_along_axis(lp, token[:, None], axis=-1)[:, 0]

@@ -77,9 +77,11 @@ def geometric_mixture(policy_logits: jax.Array, ref_logits: jax.Array, *, alpha)
   return geometric_mixture_logits(policy_logits, ref_logits, beta=alpha)
 
 
-def nlpo_mask(policy_logits: jax.Array, mask_policy_logits: jax.Array, *, top_p) -> jax.Array:
-  """NLPO's action mask: the policy's logits restricted to the top-p set of a frozen masking policy."""
-  return nlpo_masked_logits(policy_logits, mask_policy_logits, top_p=top_p)
+def nlpo_mask(policy_logits: jax.Array, mask_policy_logits: jax.Array, *, top_p, min_keep: int = 1,
+              always_keep: jax.Array | None = None) -> jax.Array:
+  """NLPO's action mask: the policy's logits restricted to the top-p set (at least `min_keep` tokens, plus
+  the `bool[V]` `always_keep`) of a frozen masking policy."""
+  return nlpo_masked_logits(policy_logits, mask_policy_logits, top_p=top_p, min_keep=min_keep, always_keep=always_keep)
 
 
 class SamplingParams(NamedTuple):

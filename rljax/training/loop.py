@@ -22,24 +22,32 @@ def train(state: TrainState, step_fn: Callable, batch_fn: Callable[[int], Any], 
           writer: MetricsWriter | None = None, checkpointer: Checkpointer | None = None, phase: str | None = None,
           log_every: int = 10, ckpt_every: int = 100, tokens_fn: Callable[[Any], float] | None = None,
           progress: bool = True, eval_fn: Callable[[TrainState], dict] | None = None,
-          eval_every: int = 0) -> TrainState:
-  """Runs `step_fn` until `state.step == num_steps`, resuming from `checkpointer` if it holds a step.
+          eval_every: int = 0, data_from_state: bool = False, bar_keys: tuple[str, ...] = ("loss",),
+          step_of: Callable[[TrainState], int] | None = None) -> TrainState:
+  """Runs `step_fn` until `step_of(state) == num_steps`, resuming from `checkpointer` if it holds a step.
 
-  Logs `loss`, the step's metrics and tokens/s (when `tokens_fn(batch)` gives the batch's token
-  count) every `log_every` steps and at the end; `eval_fn(state) -> dict` every `eval_every` steps.
+  Logs the step's metrics and tokens/s (when `tokens_fn(batch)` gives the batch's token count)
+  every `log_every` steps and at the end; `eval_fn(state) -> dict` every `eval_every` steps. The
+  progress bar shows `bar_keys`.
   Saves every `ckpt_every` steps and at the end. SIGTERM saves the current state and exits with
   status 0.
+
+  `step_of` maps the state to the loop's step count (default `state.step`, one update per step; an
+  online-RL iteration applies several). With `data_from_state`, each batch is `batch_fn(state.data_pos)`
+  read after the previous step (for steps that consume a variable number of batches, e.g. DAPO's
+  refill); otherwise the loop counts positions itself and never waits on the device for them.
   """
   if num_steps < 0 or log_every < 1 or ckpt_every < 1:
     raise ValueError(f"need num_steps >= 0, log_every >= 1, ckpt_every >= 1; got {num_steps}, {log_every}, "
                      f"{ckpt_every}.")
+  step_of = step_of or (lambda st: int(st.step))
   if checkpointer is not None:
     restored_step, restored = checkpointer.restore_latest(state)
     if restored_step is not None:
       state = restored
       if writer is not None:
-        writer.truncate(phase, int(restored.step))
-  start = int(state.step)
+        writer.truncate(phase, step_of(restored))
+  start = step_of(state)
   pos = int(state.data_pos)
   bar = None
   if progress and start < num_steps:
@@ -54,6 +62,8 @@ def train(state: TrainState, step_fn: Callable, batch_fn: Callable[[int], Any], 
 
   with PreemptionGuard() as guard:
     for step in range(start + 1, num_steps + 1):
+      if data_from_state:
+        pos = int(state.data_pos)
       batch = batch_fn(pos)
       pos += 1
       state, metrics = step_fn(state, batch)
@@ -69,8 +79,8 @@ def train(state: TrainState, step_fn: Callable, batch_fn: Callable[[int], Any], 
         if writer is not None:
           writer.write(step, metrics, phase=phase)
         if bar is not None:
-          bar.set_postfix(loss=f"{float(metrics['loss']):.4f}",
-                          **({"tok/s": f"{metrics['tokens_per_s']:,.0f}"} if tokens_fn else {}))
+          shown = {k: f"{float(metrics[k]):.4g}" for k in bar_keys if k in metrics}
+          bar.set_postfix(**shown, **({"tok/s": f"{metrics['tokens_per_s']:,.0f}"} if tokens_fn else {}))
       if bar is not None:
         bar.update(1)
       if step % ckpt_every == 0 or step == num_steps:

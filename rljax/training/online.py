@@ -37,15 +37,13 @@ import numpy as np
 from flax import nnx
 
 from rljax import algorithms, models, sampling
-from rljax.losses.kl import kl_penalty
+from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalty
+from rljax.losses.nlpo import nlpo_token_logps
+from rljax.losses.ppo_max import RunningMeanStd
 from rljax.losses.value import entropy_from_logits
 from rljax.models.heads import lm_head_token_logps, lm_head_weights
 from rljax.training import objectives
 from rljax.training.step import TrainState, init_train_state, make_train_step
-
-# Batch keys a preset may need that online sampling does not produce (a teacher, demonstrations,
-# greedy baselines): such presets are refused by `make_online_rl`.
-_UNSUPPORTED_INPUTS = ("teacher_logp", "demo_logp", "demo_mask", "greedy_rewards")
 
 
 class ActorCritic(nnx.Module):
@@ -68,6 +66,8 @@ class OnlineRL(NamedTuple):
   loss_fn: Callable[..., tuple[jax.Array, dict]]
   make_step: Callable[..., Callable]
   rl_iteration: Callable[..., tuple[TrainState, dict]]
+  init_state: Callable[..., tuple]
+  updates_per_iteration: int
 
 
 def init_online_state(model: nnx.Module, optimizer, *, rng: jax.Array, extra: dict | None = None):
@@ -138,38 +138,71 @@ def _resolve_config(cfg_name_or_config, group_size: int | None) -> ml_collection
   return cfg
 
 
-def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Array, jax.Array], jax.Array],
-                   max_new_tokens: int, eos_token_id: int | tuple[int, ...] | None, pad_token_id: int = 0,
-                   group_size: int | None = None, temperature: float = 1.0, epochs: int = 1,
-                   minibatches: int = 1) -> OnlineRL:
+_GROUP_KEYS = ("demo_tokens", "demo_token_mask", "demo_mask")  # [G, ...]: one row per prompt, not per response
+_STATE_KEYS = ("reward_stats",)  # advantage outputs that are controller states, not batch rows
+
+
+def _host_reward(fn) -> bool:
+  return bool(getattr(fn, "on_host", False))
+
+
+def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: int,
+                   eos_token_id: int | tuple[int, ...] | None, pad_token_id: int = 0, group_size: int | None = None,
+                   temperature: float = 1.0, epochs: int = 1, minibatches: int = 1,
+                   teacher: nnx.Module | None = None) -> OnlineRL:
   """Online RL with an algorithm preset: `OnlineRL(config, collect, rollout_stats, loss_fn, make_step,
-  rl_iteration)`.
+  rl_iteration, init_state)`.
 
   Args:
     cfg_name_or_config: a preset name (`rljax.algorithms.names()`) or a preset config.
     graphdef: graph definition of the trained model (a `Decoder`, or an `ActorCritic` for critic
       presets), as returned by `init_online_state`.
-    reward_fn: `reward_fn(tokens i32[B, P+N], response_mask bool[B, P+N]) -> f[B]`, the scalar reward
-      of each prompt ⊕ response; `response_mask` is 1 on the response tokens only (EOS included).
-      Traced inside the jit-compiled `collect` (e.g. `rljax.data.sentiment.sentiment_reward`).
+    reward_fn: the scalar reward of each prompt ⊕ response, either
+      * jittable: `reward_fn(tokens i32[B, P+N], response_mask bool[B, P+N]) -> f[B]`, traced inside
+        the jit-compiled scoring (e.g. `rljax.data.sentiment.sentiment_reward`); or
+      * on the host: an object with `on_host = True` called as `reward_fn(prompt_ids, prompt_mask,
+        completion_ids, completion_mask, rows) -> (rewards f32[B], metrics)` on NumPy arrays, `rows` the
+        prompts' dataset rows repeated per response (`rljax.rewards.TextReward`: decode, then verifiers in
+        a process pool). One device→host transfer of the sampled tokens, one host→device of the rewards.
     max_new_tokens, eos_token_id, pad_token_id, temperature: sampling (`rljax.sampling.generate`).
       `old_logp` is the raw policy (temperature 1) whatever `temperature`.
     group_size: responses per prompt n (overrides the preset's `group_size`; None keeps it).
     epochs, minibatches: passes over each rollout batch and group-aligned minibatches per pass.
+    teacher: a model sharing the tokenizer (any architecture) whose log-probs of the sampled tokens are
+      `teacher_logp` (KDRL); required exactly when the preset reads `teacher_logp`.
+
+  What each preset needs beyond sampling is produced here: `teacher_logp` (the teacher's forward),
+  `greedy_rewards` (ReMax: one greedy response per prompt, scored by the same reward), `demo_logp`
+  (HPT: the demonstrations passed to `collect`/`rl_iteration`, scored by the trained model inside the
+  loss), the adaptive KL coefficient (`kl.adaptive`: `state.extra["kl_coef"]`, updated after every
+  rollout by `adaptive_kl_update` on the token-mean k1 of the batch), running reward statistics
+  (`reward_norm`: `state.extra["reward_stats"]`), and NLPO's masking policy (`nlpo`: a frozen copy of
+  the parameters in `state.extra["mask_params"]`, refreshed every `nlpo.update_every` rollouts).
+  `init_state` creates those entries.
 
   Returned callables:
-    collect(state, prompts, prompt_mask, key) -> batch: left-padded prompts `[G, P]`; the batch holds
-      `tokens, token_mask [B, P+N]`, `mask, old_logp, ref_logp, sampler_logp [B, N]`, `rewards [B]`
-      (B = G·n), `old_values` with a critic, and the preset's `advantages` (+ `returns`, `keep`).
-    rollout_stats(batch) -> {reward_mean, reward_std, kl_k1, kl_k3, response_length, keep_frac}:
+    init_state(model, optimizer, *, rng) -> (graphdef, state): `init_online_state` plus the preset's
+      controller states in `state.extra`.
+    collect(state, prompts, prompt_mask, key, *, rows=None, demos=None) -> batch: left-padded prompts
+      `[G, P]`; the batch holds `tokens, token_mask [B, P+N]`, `mask, old_logp, ref_logp, sampler_logp
+      [B, N]`, `rewards [B]` (B = G·n), `old_values` with a critic, and the preset's `advantages`
+      (+ `returns`, `keep`). `rows` (G dicts) go to a host reward; `demos = (tokens i32[G, Td], mask
+      bool[G, Td])` are the prompts' demonstrations (HPT).
+    rollout_stats(batch) -> {reward_mean, reward_std, kl_k1, kl_k1_token, kl_k3, entropy, response_length,
+      keep_frac}:
       kl_k1 = mean_b Σ_t m·(old_logp − ref_logp) (a sample estimate of KL(π‖π_ref) per response),
       kl_k3 = token mean of exp(ref − old) − 1 − (ref − old) ≥ 0.
     loss_fn(model, batch, rng, extra): the preset's loss on log π_θ of the batch's responses (for
       `make_train_step`).
     make_step(optimizer, *, donate=True): `make_train_step(graphdef, loss_fn, optimizer)`.
-    rl_iteration(state, step_fn, prompts, prompt_mask, key) -> (state, metrics): collect once, then
-      `epochs × minibatches` updates; metrics = rollout_stats of the rollout, the mean of each update
-      metric over the updates, and the first update's metrics prefixed `first_`.
+    rl_iteration(state, step_fn, prompts, prompt_mask, key, *, rows=None, demos=None, refill=None) ->
+      (state, metrics): collect, then `epochs × minibatches` updates. With dynamic sampling (DAPO) and
+      `refill(j) -> (prompts, prompt_mask, rows, demos)` for j = 1, 2, ..., further prompt batches are
+      sampled until the batch holds G informative groups (rewards not all equal) or
+      `dynamic_sampling.max_num_gen_batches` batches were drawn; the batch is the first G informative
+      groups, topped up with masked-out groups. Metrics: rollout_stats of the first batch drawn, the
+      host reward's metrics, `gen_batches` (batches drawn), `informative_groups`, the mean of each update
+      metric over the updates and the first update's metrics prefixed `first_`.
   """
   cfg = _resolve_config(cfg_name_or_config, group_size)
   n = int(cfg.group_size)
@@ -178,45 +211,135 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Arr
       raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
   inputs = cfg.inputs.to_dict()
   needed = set(inputs["advantage"]) | set(inputs["loss"])
-  missing = sorted(needed & set(_UNSUPPORTED_INPUTS))
-  if missing:
-    raise ValueError(f"`cfg_name_or_config`: preset {cfg.get('name')!r} needs batch keys {missing}, which online "
-                     "sampling does not produce.")
+  if ("teacher_logp" in needed) != (teacher is not None):
+    raise ValueError(f"`teacher`: preset {cfg.get('name')!r} " + ("reads teacher_logp: pass the teacher model."
+                     if teacher is not None or "teacher_logp" in needed else "reads no teacher_logp: drop it."))
   advantage_fn, preset_loss = algorithms.resolve(cfg)
   critic = bool(cfg.critic.enabled)
   want_entropy = "entropy" in inputs["loss"]
   loss_key = "key" in inputs["loss"]
   step_key = "step" in inputs["loss"]
+  wants_greedy = "greedy_rewards" in needed
+  wants_demos = "demo_logp" in needed
+  host = _host_reward(reward_fn)
+  kl = cfg.kl.to_dict()
+  adaptive = kl.get("adaptive")
+  reward_norm = cfg.get("reward_norm", {}).get("enabled", False)
+  nlpo = cfg.get("nlpo", {}).to_dict() if cfg.get("nlpo") else {}
+  nlpo_on = bool(nlpo.get("enabled"))
+  eos_ids = jnp.asarray([-1] if eos_token_id is None else np.atleast_1d(eos_token_id), jnp.int32)
+  teacher_def, teacher_params = nnx.split(teacher, nnx.Param) if teacher is not None else (None, None)
+  dynamic = bool(cfg.dynamic_sampling.enabled)
+  max_draws = int(cfg.dynamic_sampling.get("max_num_gen_batches") or 1)
 
-  def _collect(params, ref_params, prompts, prompt_mask, key, step):
+  def _masking(mask_params):
+    return nnx.merge(graphdef, mask_params) if nlpo_on else None
+
+  def _forward(model, tokens, token_mask, n_new, mask_params, **kw):
+    """Log-probs of the response under the policy, or under NLPO's masked policy."""
+    if not nlpo_on:
+      return response_forward(model, tokens, token_mask, n_new, **kw)
+    return nlpo_response_forward(model, _masking(mask_params), tokens, token_mask, n_new, top_p=nlpo["top_p"],
+                                 min_keep=nlpo["min_keep"], always_keep=eos_ids, **kw)
+
+  @jax.jit
+  def _sample(params, prompts, prompt_mask, key, mask_params):
+    model = _policy(nnx.merge(graphdef, params))
+    kw = dict(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    if nlpo_on:
+      kw |= dict(mask_model=_policy(_masking(mask_params)), mask_top_p=nlpo["top_p"], mask_min_keep=nlpo["min_keep"],
+                 mask_always_keep=eos_token_id)
+    r = sampling.generate(model, jnp.repeat(prompts, n, axis=0), jnp.repeat(prompt_mask, n, axis=0), key=key,
+                          temperature=temperature, **kw)
+    out = {"completion": r.tokens, "completion_mask": r.mask, "sampler_logp": r.model_logprobs}
+    if wants_greedy:
+      g = sampling.generate(model, prompts, prompt_mask, key=key, greedy=True, **kw)
+      out |= {"greedy": g.tokens, "greedy_mask": g.mask}
+    return out
+
+  def _token_reward(prompts, prompt_mask, completion, completion_mask):
+    tokens = jnp.concatenate([prompts, completion], axis=1)
+    response_mask = jnp.concatenate([jnp.zeros_like(prompt_mask), completion_mask], axis=1)
+    return jnp.asarray(reward_fn(tokens, response_mask), jnp.float32)
+
+  @jax.jit
+  def _score(params, ref_params, teacher_params, prompts, prompt_mask, sample, rewards, greedy_rewards, extras,
+             key, step):
     model = nnx.merge(graphdef, params)
-    gen_key, adv_key = jax.random.split(key)
     prompts, prompt_mask = jnp.repeat(prompts, n, axis=0), jnp.repeat(prompt_mask, n, axis=0)
-    r = sampling.generate(_policy(model), prompts, prompt_mask, key=gen_key, max_new_tokens=max_new_tokens,
-                          temperature=temperature, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
-    tokens = jnp.concatenate([prompts, r.tokens], axis=1)
-    token_mask = jnp.concatenate([prompt_mask, r.mask], axis=1)
-    old_logp, old_values, _ = response_forward(model, tokens, token_mask, max_new_tokens, values=critic)
+    tokens = jnp.concatenate([prompts, sample["completion"]], axis=1)
+    token_mask = jnp.concatenate([prompt_mask, sample["completion_mask"]], axis=1)
+    mask_params = extras.get("mask_params")
+    old_logp, old_values, _ = _forward(model, tokens, token_mask, max_new_tokens, mask_params, values=critic)
+    # The reference is the unmasked π_ref even under NLPO (RL4LMs' KL is to the initial policy).
     ref_logp, _, _ = response_forward(nnx.merge(graphdef, ref_params), tokens, token_mask, max_new_tokens)
-    response_mask = jnp.concatenate([jnp.zeros_like(prompt_mask), r.mask], axis=1)
-    rewards = jnp.asarray(reward_fn(tokens, response_mask), jnp.float32)
-    batch = dict(tokens=tokens, token_mask=token_mask, mask=r.mask, rewards=rewards, old_logp=old_logp,
-                 ref_logp=ref_logp, sampler_logp=r.model_logprobs)
+    if rewards is None:
+      rewards = _token_reward(prompts, prompt_mask, sample["completion"], sample["completion_mask"])
+    batch = dict(tokens=tokens, token_mask=token_mask, mask=sample["completion_mask"], rewards=rewards,
+                 old_logp=old_logp, ref_logp=ref_logp, sampler_logp=sample["sampler_logp"])
     if critic:
       batch["old_values"] = old_values
-    batch |= advantage_fn({**batch, "key": adv_key, "step": step})
-    return batch
+    if teacher_params is not None:
+      batch["teacher_logp"] = response_forward(nnx.merge(teacher_def, teacher_params), tokens, token_mask,
+                                               max_new_tokens)[0]
+    if wants_greedy:
+      if greedy_rewards is None:
+        greedy_rewards = _token_reward(prompts[::n], prompt_mask[::n], sample["greedy"], sample["greedy_mask"])
+      batch["greedy_rewards"] = jnp.repeat(greedy_rewards, n)
+    if "demo_tokens" in extras:
+      batch |= {k: extras[k] for k in _GROUP_KEYS}
+    for k in ("kl_coef", "reward_stats"):
+      if k in extras:
+        batch[k] = extras[k]
+    batch |= advantage_fn({**batch, "key": key, "step": step})
+    return batch, {k: batch.pop(k) for k in _STATE_KEYS if k in batch}
 
-  collect_jit = jax.jit(_collect)
+  def _extras(state, prompts, prompt_mask, demos):
+    ex = {k: state.extra[k] for k in ("kl_coef", "reward_stats", "mask_params") if k in state.extra}
+    if wants_demos:
+      if demos is None:
+        raise ValueError(f"preset {cfg.get('name')!r} trains on demonstrations: pass `demos=(tokens, mask)`.")
+      d_tokens, d_mask = (np.asarray(a) for a in demos)
+      if d_tokens.ndim != 2 or d_tokens.shape[0] != np.shape(prompts)[0] or d_mask.shape != d_tokens.shape:
+        raise ValueError(f"`demos` must be (tokens [G, Td], mask [G, Td]) for G = {np.shape(prompts)[0]} prompts, "
+                         f"got {d_tokens.shape} and {d_mask.shape}.")
+      ex |= {"demo_tokens": jnp.concatenate([jnp.asarray(prompts, jnp.int32), jnp.asarray(d_tokens, jnp.int32)], 1),
+             "demo_token_mask": jnp.concatenate([jnp.asarray(prompt_mask, bool), jnp.asarray(d_mask, bool)], 1),
+             "demo_mask": jnp.asarray(d_mask, bool)}
+    return ex
 
-  def collect(state: TrainState, prompts, prompt_mask, key) -> dict:
+  def _collect(state, prompts, prompt_mask, key, rows=None, demos=None) -> tuple[dict, dict, dict]:
+    """`(batch, host reward metrics, controller states)` of one rollout."""
     if jnp.ndim(prompts) != 2 or jnp.shape(prompt_mask) != jnp.shape(prompts):
       raise ValueError(f"`prompts` must be [G, P] with `prompt_mask` of the same shape, got "
                        f"{jnp.shape(prompts)} and {jnp.shape(prompt_mask)}.")
     if not np.asarray(prompt_mask)[:, -1].all():
       raise ValueError("`prompt_mask`: prompts must be left-padded (last column 1 in every row).")
-    return collect_jit(state.params, state.extra["ref_params"], jnp.asarray(prompts, jnp.int32),
-                       jnp.asarray(prompt_mask, bool), key, state.step)
+    prompts, prompt_mask = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_mask, bool)
+    extras = _extras(state, prompts, prompt_mask, demos)
+    gen_key, adv_key = jax.random.split(key)
+    sample = _sample(state.params, prompts, prompt_mask, gen_key, extras.get("mask_params"))
+    rewards = greedy_rewards = None
+    info = {}
+    if host:
+      if rows is None:
+        rows = [{} for _ in range(np.shape(prompts)[0])]
+      elif len(rows) != np.shape(prompts)[0]:
+        raise ValueError(f"`rows`: {len(rows)} rows for {np.shape(prompts)[0]} prompts.")
+      p, pm = np.asarray(prompts), np.asarray(prompt_mask)
+      got = jax.device_get({k: v for k, v in sample.items() if k != "sampler_logp"})
+      rewards, info = reward_fn(np.repeat(p, n, 0), np.repeat(pm, n, 0), got["completion"], got["completion_mask"],
+                                [r for r in rows for _ in range(n)])
+      rewards = jnp.asarray(rewards, jnp.float32)
+      if wants_greedy:
+        greedy_rewards, _ = reward_fn(p, pm, got["greedy"], got["greedy_mask"], list(rows))
+        greedy_rewards = jnp.asarray(greedy_rewards, jnp.float32)
+    batch, ctrl = _score(state.params, state.extra["ref_params"], teacher_params, prompts, prompt_mask, sample,
+                         rewards, greedy_rewards, extras, adv_key, state.step)
+    return batch, dict(info), ctrl
+
+  def collect(state: TrainState, prompts, prompt_mask, key, *, rows=None, demos=None) -> dict:
+    return _collect(state, prompts, prompt_mask, key, rows, demos)[0]
 
   @jax.jit
   def rollout_stats(batch: dict) -> dict:
@@ -226,13 +349,16 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Arr
     lengths = jnp.sum(mask, axis=-1)
     return {"reward_mean": jnp.mean(batch["rewards"]), "reward_std": jnp.std(batch["rewards"]),
             "kl_k1": jnp.mean(jnp.sum(d, -1)), "kl_k3": jnp.sum(k3) / jnp.maximum(jnp.sum(mask), 1),
+            "kl_k1_token": jnp.mean(jnp.sum(d, -1) / jnp.maximum(lengths, 1)),
+            # −log π(y_t) of the sampled tokens: an unbiased estimate of the per-token entropy at T = 1.
+            "entropy": -jnp.sum(jnp.where(mask, batch["old_logp"], 0.0)) / jnp.maximum(jnp.sum(mask), 1),
             "response_length": jnp.mean(lengths),
             "keep_frac": jnp.mean(batch["keep"]) if "keep" in batch else jnp.ones(())}
 
   def loss_fn(model, batch, rng, extra):
-    del extra
-    logp, values, entropy = response_forward(model, batch["tokens"], batch["token_mask"], batch["mask"].shape[1],
-                                             values=critic, entropy=want_entropy)
+    n_new = batch["mask"].shape[1]
+    logp, values, entropy = _forward(model, batch["tokens"], batch["token_mask"], n_new, extra.get("mask_params"),
+                                     values=critic, entropy=want_entropy)
     b = dict(batch)
     if critic:
       b["values"] = values
@@ -240,29 +366,97 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Arr
       b["entropy"] = entropy
     if loss_key:
       b["key"] = rng
+    if wants_demos:
+      b["demo_logp"] = response_forward(model, batch["demo_tokens"], batch["demo_token_mask"],
+                                        batch["demo_mask"].shape[1])[0]
     return preset_loss(logp, b)
 
   def make_step(optimizer, *, donate: bool = True):
     return make_train_step(graphdef, loss_fn, optimizer, donate=donate)
 
-  @jax.jit
-  def _minibatch(batch, rows):
-    return jax.tree.map(lambda x: x[rows], batch)
+  def init_state(model: nnx.Module, optimizer, *, rng: jax.Array):
+    graphdef_, state = init_online_state(model, optimizer, rng=rng)
+    extra = dict(state.extra)
+    if adaptive:
+      extra["kl_coef"] = jnp.asarray(kl["coef"], jnp.float32)
+    if reward_norm:
+      extra["reward_stats"] = RunningMeanStd.create()._asdict()
+    if nlpo_on:
+      extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
+    return graphdef_, state._replace(extra=extra)
 
-  def rl_iteration(state: TrainState, step_fn, prompts, prompt_mask, key) -> tuple[TrainState, dict]:
+  @jax.jit
+  def _minibatch(batch, rows, groups):
+    return {k: (x[groups] if k in _GROUP_KEYS else x if jnp.ndim(x) == 0 else x[rows]) for k, x in batch.items()}
+
+  def _gather_groups(batches: list[dict], picks: list[tuple[int, int]]) -> dict:
+    """The batch made of group `g` of batch `i` for each (i, g) in `picks`, in that order."""
+    out = {}
+    for k in batches[0]:
+      if jnp.ndim(batches[0][k]) == 0:
+        out[k] = batches[0][k]
+        continue
+      per = 1 if k in _GROUP_KEYS else n
+      out[k] = jnp.concatenate([batches[i][k][g * per:(g + 1) * per] for i, g in picks], axis=0)
+    return out
+
+  def _refill(state, first: dict, groups: int, key, refill) -> tuple[dict, int, int]:
+    """DAPO's dynamic sampling with refill: draw prompt batches until `groups` informative groups."""
+    batches, informative = [first], []
+    draws = 1
+    while True:
+      keep = np.asarray(batches[-1]["keep"]).reshape(-1, n)[:, 0]
+      informative += [(len(batches) - 1, g) for g in np.flatnonzero(keep)]
+      if len(informative) >= groups or draws >= max_draws:
+        break
+      p, pm, rows, demos = refill(draws)
+      batches.append(_collect(state, p, pm, jax.random.fold_in(key, draws), rows, demos)[0])  # stats: 1st batch
+      draws += 1
+    picks = informative[:groups]
+    if len(picks) < groups:  # the cap was hit: top up with (masked-out) uninformative groups
+      taken = set(picks)
+      picks += [(i, g) for i, b in enumerate(batches) for g in range(groups) if (i, g) not in taken][:groups - len(picks)]
+    if picks == [(0, g) for g in range(groups)]:
+      return first, draws, len(informative)
+    return _gather_groups(batches, picks), draws, min(len(informative), groups)
+
+  def _update_controllers(state: TrainState, batch: dict, ctrl: dict, stats: dict) -> TrainState:
+    extra = dict(state.extra)
+    if adaptive:
+      n_steps = batch["mask"].shape[0] if adaptive.get("per", "samples") == "samples" else 1
+      new = adaptive_kl_update(KLControllerState(extra["kl_coef"]), jnp.asarray(stats["kl_k1_token"]), n_steps,
+                               target=adaptive["target"], horizon=adaptive["horizon"])
+      extra["kl_coef"] = new.coef
+    if reward_norm:
+      extra["reward_stats"] = ctrl["reward_stats"]
+    if nlpo_on and (int(state.step) // (epochs * minibatches)) % int(nlpo["update_every"]) == 0:
+      extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
+    return state._replace(extra=extra)
+
+  def rl_iteration(state: TrainState, step_fn, prompts, prompt_mask, key, *, rows=None, demos=None,
+                   refill=None) -> tuple[TrainState, dict]:
     groups = jnp.shape(prompts)[0]
     if groups % minibatches:
       raise ValueError(f"`prompts`: {groups} prompts do not split into minibatches={minibatches}.")
     collect_key, shuffle_key = jax.random.split(key)
-    batch = collect(state, prompts, prompt_mask, collect_key)
+    batch, info, ctrl = _collect(state, prompts, prompt_mask, collect_key, rows, demos)
     metrics = {k: float(v) for k, v in rollout_stats(batch).items()}
+    metrics |= {k: float(v) for k, v in info.items()}
+    draws, informative = 1, groups
+    if dynamic and refill is not None:
+      batch, draws, informative = _refill(state, batch, groups, collect_key, refill)
+    elif "keep" in batch:
+      informative = int(np.asarray(batch["keep"]).reshape(-1, n)[:, 0].sum())
+    metrics |= {"gen_batches": float(draws), "informative_groups": float(informative)}
+    if "kl_coef" in batch:
+      metrics["kl_coef"] = float(batch["kl_coef"])
     per = groups // minibatches
     updates = []
     for epoch in range(epochs):
       order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), groups)
       for m in range(minibatches):
-        rows = (order[m * per:(m + 1) * per, None] * n + jnp.arange(n)).reshape(-1)
-        mb = _minibatch(batch, rows)
+        group_rows = order[m * per:(m + 1) * per]
+        mb = _minibatch(batch, (group_rows[:, None] * n + jnp.arange(n)).reshape(-1), group_rows)
         if step_key:
           mb["step"] = jnp.copy(state.step)  # a separate buffer: step_fn donates state
         state, out = step_fn(state, mb)
@@ -271,9 +465,48 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn: Callable[[jax.Arr
     for k in updates[0]:
       metrics[k] = float(np.mean([u[k] for u in updates]))
       metrics[f"first_{k}"] = float(updates[0][k])
+    state = _update_controllers(state, batch, ctrl, metrics)
     return state, metrics
 
-  return OnlineRL(cfg, collect, rollout_stats, loss_fn, make_step, rl_iteration)
+  return OnlineRL(cfg, collect, rollout_stats, loss_fn, make_step, rl_iteration, init_state, epochs * minibatches)
 
 
-__all__ = ["ActorCritic", "OnlineRL", "init_online_state", "make_online_rl", "response_forward"]
+def nlpo_response_forward(model: nnx.Module, mask_model: nnx.Module, tokens: jax.Array, token_mask: jax.Array,
+                          n_new: int, *, top_p: float, min_keep: int, always_keep: jax.Array, values: bool = False,
+                          entropy: bool = False):
+  """`response_forward` under NLPO's masked policy π_θ^mask ∝ π_θ·1[a ∈ top-p set of π_ψ]
+  (`rljax.losses.nlpo.nlpo_token_logps`); `mask_model` (π_ψ) is frozen (no gradient)."""
+  policy = _policy(model)
+  inputs, attn, targets = tokens[:, :-1], token_mask[:, :-1], tokens[:, -n_new:]
+  logits = policy(inputs, attention_mask=attn)[:, -n_new:]
+  mask_logits = jax.lax.stop_gradient(_policy(mask_model)(inputs, attention_mask=attn)[:, -n_new:])
+  keep = jnp.zeros(logits.shape[-1], bool).at[jnp.clip(always_keep, 0)].max(always_keep >= 0)
+  logp = nlpo_token_logps(logits, mask_logits, targets, top_p=top_p, min_keep=min_keep, always_keep=keep)
+  logp = jnp.where(token_mask[:, -n_new:], logp, 0.0)
+  _, val, _ = response_forward(model, tokens, token_mask, n_new, values=values) if values else (None, None, None)
+  ent = entropy_from_logits(logits) if entropy else None
+  return logp, val, ent
+
+
+def online_step(algo: OnlineRL, update_fn: Callable, prompt_fn: Callable[[int], tuple], *, seed: int = 0):
+  """A `step_fn(state, batch)` for `rljax.training.train(..., data_from_state=True)`: one `rl_iteration`.
+
+  `prompt_fn(pos) -> (prompts, prompt_mask, rows, demos)` is the prompt stream (e.g.
+  `rljax.text.PromptDataset.batch`); `batch` is `prompt_fn(state.data_pos)` from the loop, refills
+  read `prompt_fn(pos + j)`, and `state.data_pos` advances by the batches drawn, so a resumed run
+  reads the same prompts. The rollout key is `fold_in(PRNGKey(seed), step)`.
+  """
+  base = jax.random.PRNGKey(seed)
+
+  def step_fn(state: TrainState, batch):
+    pos, step = int(state.data_pos), int(state.step)
+    prompts, prompt_mask, rows, demos = batch
+    state, metrics = algo.rl_iteration(state, update_fn, prompts, prompt_mask, jax.random.fold_in(base, step),
+                                       rows=rows, demos=demos, refill=lambda j: prompt_fn(pos + j))
+    return state._replace(data_pos=jnp.asarray(pos + int(metrics["gen_batches"]), jnp.int32)), metrics
+
+  return step_fn
+
+
+__all__ = ["ActorCritic", "OnlineRL", "init_online_state", "make_online_rl", "nlpo_response_forward", "online_step",
+           "response_forward"]

@@ -13,7 +13,7 @@ from rljax import papers
 from tests.helpers import ROOT
 
 # Experiments that are not papers: the main job and a kernel check (no index entry, no notebook).
-NOT_PAPERS = {"quickstart", "bandit_pg_checks"}
+NOT_PAPERS = {"rlvr", "sentiment_dpo", "bandit_pg_checks"}
 INDEX = papers.load()
 
 

@@ -29,7 +29,7 @@ def test_quickstart_is_two_commands():
   block = _section("Quickstart").split("```bash\n", 1)[1].split("```", 1)[0]
   commands = [line for line in block.splitlines() if line.strip()]
   assert len(commands) == 2
-  assert "python -m rljax.run --config configs/quickstart.py" in commands[0]
+  assert "python -m rljax.run --config configs/rlvr.py:quickstart" in commands[0]
   assert commands[1].endswith("python -m pytest -n 2 -q")
 
 

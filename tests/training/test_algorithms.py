@@ -42,6 +42,8 @@ def _full_batch(rewards=REWARDS):
       "demo_mask": jnp.arange(td)[None, :] < jnp.array([[6], [3]]),
       "entropy": jnp.abs(jax.random.normal(ks[7], (B, T))),
       "greedy_rewards": jnp.full((B,), 0.5),
+      "kl_coef": jnp.asarray(0.05, jnp.float32),
+      "reward_stats": {"mean": jnp.asarray(0.3), "var": jnp.asarray(0.2), "count": jnp.asarray(16.0)},
   }
 
 

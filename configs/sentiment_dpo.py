@@ -1,7 +1,7 @@
-"""The main job: SFT a tiny Llama on the embedded review task, then DPO / cDPO / rDPO on 30%-flipped labels.
+"""SFT a tiny Llama on the embedded review task, then DPO / cDPO / rDPO on 30%-flipped labels.
 
-    python -m rljax.run --config configs/quickstart.py --workdir results/quickstart
-    python -m rljax.run --config configs/quickstart.py:smoke --workdir /tmp/qs --config.dpo.steps=20
+    python -m rljax.run --config configs/sentiment_dpo.py --workdir results/sentiment_dpo
+    python -m rljax.run --config configs/sentiment_dpo.py:smoke --workdir /tmp/sentiment_dpo --config.dpo.steps=20
 """
 
 import ml_collections
@@ -11,7 +11,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.seed = 0
-  c.out_dir = "results/quickstart"
+  c.out_dir = "results/sentiment_dpo"
   c.model = ml_collections.ConfigDict(dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=192,
                                            max_positions=64))
   c.sft = ml_collections.ConfigDict(dict(n_examples=8192, batch=64, steps=500, lr=3e-3, max_len=32,
@@ -23,7 +23,7 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.log_every = 10
   c.ckpt_every = 100
   if preset == "smoke":
-    c.out_dir = "results/quickstart_smoke"
+    c.out_dir = "results/sentiment_dpo_smoke"
     c.sft.update(n_examples=512, steps=30, batch=32)
     c.pairs.update(n_prompts=128, max_new_tokens=16)
     c.dpo.update(steps=10, batch=32)

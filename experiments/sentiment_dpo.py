@@ -1,4 +1,4 @@
-"""The quickstart: with 30% of preference labels flipped, does rDPO keep the quality that DPO loses?
+"""DPO, cDPO and rDPO with 30% of preference labels flipped: does rDPO keep the quality that DPO loses?
 
 Chowdhury, Kini & Natarajan, "Provably Robust DPO", ICML 2024, on the embedded review task
 (`rljax.data.sentiment`) instead of IMDb:
@@ -12,7 +12,7 @@ Chowdhury, Kini & Natarajan, "Provably Robust DPO", ICML 2024, on the embedded r
      against the SFT policy's samples on the same prompts (ties count ½), and KL(π‖π_SFT) estimated
      on the policy's own samples.
 
-    python -m rljax.run --config configs/quickstart.py --workdir results/quickstart
+    python -m rljax.run --config configs/sentiment_dpo.py --workdir results/sentiment_dpo
 """
 
 from __future__ import annotations
