@@ -21,14 +21,15 @@ def get_config(preset: str = "quickstart") -> ml_collections.ConfigDict:
   c.out_dir = "results/rlvr"
   # Tasks: the SFT corpus covers `families`; RL trains and evaluates on `rl_families`.
   c.task = ml_collections.ConfigDict(dict(families=("chain_sum",), rl_families=("chain_sum",), difficulties=(0, 1),
-                                          train_size=3000, heldout_size=128))
+                                          train_size=3000, heldout_size=128, think=True))
   c.tokenizer = ml_collections.ConfigDict(dict(vocab_size=512))
   c.model = ml_collections.ConfigDict(dict(d_model=128, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=384,
                                            max_positions=96, dtype="float32", mesh=False))
-  c.sft = ml_collections.ConfigDict(dict(steps=200, batch=64, lr=3e-3, max_len=64, schedule="cosine", warmup_steps=20,
+  # A `noise` fraction of the SFT rows answer wrongly without working (the spec's noisy SFT start).
+  c.sft = ml_collections.ConfigDict(dict(steps=600, batch=64, lr=3e-3, max_len=64, schedule="cosine", warmup_steps=20,
                                          noise=0.5))
   c.rl = ml_collections.ConfigDict(dict(algorithms=("grpo",), seeds=(0,), steps=40, prompts=16, group_size=8,
-                                        max_new_tokens=24, max_prompt_len=40, temperature=1.0, lr=2e-4, optimizer="adamw",
+                                        max_new_tokens=28, max_prompt_len=40, temperature=1.0, lr=1e-4, optimizer="adamw",
                                         eval_every=10))
   c.eval = ml_collections.ConfigDict(dict(k=4, n_prompts=128))
   c.reward = ml_collections.ConfigDict(dict(workers=2, timeout=10.0))
@@ -49,6 +50,7 @@ def get_config(preset: str = "quickstart") -> ml_collections.ConfigDict:
   elif preset == "cpu":
     c.task.update(families=("chain_sum", "simple_equations"), rl_families=("chain_sum", "simple_equations"),
                   train_size=6000)
+    c.sft.steps = 800
     c.rl.update(algorithms=ALGORITHMS, seeds=(0, 1, 2))
   elif preset == "gpu":
     c.out_dir = "results/rlvr_gpu"

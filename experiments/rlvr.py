@@ -8,8 +8,9 @@ size that runs on a laptop:
   2. Tokenizer: a byte-level BPE trained on the training split in about a second and saved in Hugging
      Face format (`rljax.text.train_bpe_tokenizer`); prompts go through its chat template.
   3. SFT: a small Llama-style decoder learns the worked solutions (NLL on the completion tokens), a
-     fraction `sft.noise` of them with a wrong final answer (`rljax.tasks.noisy_solutions`): the
-     spec's testbed starts RL from a policy that answers wrongly part of the time.
+     fraction `sft.noise` of them replaced by a wrong answer without working
+     (`rljax.tasks.noisy_solutions`): the spec's testbed starts RL from a policy that guesses part of
+     the time.
   4. RL from that start, per algorithm preset and seed: G prompts × n samples per step from the
      training split (`rljax.text.PromptDataset`), rewards from reasoning-gym's own scorers in a
      process pool (`rljax.rewards.RewardPool` through `TextReward`), the preset's advantages and loss
@@ -37,7 +38,7 @@ from rljax import training as T
 from rljax.models.config import DecoderConfig
 from rljax.models.decoder import Decoder
 from rljax.rewards import RewardPool, TextReward
-from rljax.tasks import noisy_solutions, reasoning_gym_task, task_reward
+from rljax.tasks import noisy_solutions, reasoning_gym_task, solution_text, task_reward
 from rljax.text import PromptDataset, encode_prompts, encode_sft, load_tokenizer, train_bpe_tokenizer
 from rljax.training import online
 from rljax.training.evaluate import make_evaluator
@@ -51,6 +52,8 @@ def build_data(cfg, workdir):
   train = reasoning_gym_task(list(t.families), size=t.train_size, seed=cfg.seed, difficulties=tuple(t.difficulties))
   heldout = reasoning_gym_task(list(t.rl_families), size=t.heldout_size, seed=cfg.seed + 1,
                                difficulties=tuple(t.difficulties), exclude=train["prompt"])
+  if not t.think:  # answers without worked steps: "<answer>X</answer>"
+    train = train.map(lambda r: {"solution": solution_text(r["answer"], None)})
   tok_dir = os.path.join(workdir, "tokenizer")
   if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
     tokenizer = load_tokenizer(tok_dir)
@@ -75,7 +78,7 @@ def make_model(cfg, tokenizer, seed: int = 0) -> Decoder:
 
 
 def sft(cfg, workdir, writer, train, tokenizer):
-  """NLL of the worked solutions, a `cfg.sft.noise` fraction with a wrong final answer; returns the
+  """NLL of the worked solutions, a `cfg.sft.noise` fraction replaced by wrong guesses; returns the
   trained parameters."""
   solutions = noisy_solutions(train["solution"], train["answer"], rate=cfg.sft.noise, seed=cfg.seed)
   data = {k: jnp.asarray(v) for k, v in encode_sft(tokenizer, list(train["prompt"]), solutions,
@@ -178,7 +181,8 @@ def run(cfg) -> dict:
     for seed in cfg.rl.seeds:
       m = T.read_metrics(workdir, phase=f"{name}/seed{seed}")
       pick = lambda key: [(x["step"], x[key]) for x in m if key in x]
-      curves[f"{name}/seed{seed}"] = {"accuracy": pick(f"eval/acc/all/mean@{k}"), "reward": pick("reward_mean"),
+      start = [(0, sft_eval[f"eval/acc/all/mean@{k}"])]  # every run starts from the SFT policy
+      curves[f"{name}/seed{seed}"] = {"accuracy": start + pick(f"eval/acc/all/mean@{k}"), "reward": pick("reward_mean"),
                                      "entropy": pick("entropy"), "length": pick("response_length")}
   wall = time.perf_counter() - t0
   print(f"wall time {wall:.0f} s (tokenizer + SFT {t_sft:.0f} s, RL " +

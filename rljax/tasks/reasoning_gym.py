@@ -347,13 +347,14 @@ def reasoning_gym_task(families: Sequence[str], *, size: int, seed: int, difficu
 
 
 def noisy_solutions(solutions: Sequence[str], answers: Sequence[str], *, rate: float, seed: int) -> list[str]:
-  """The worked solutions with the final answer of a `rate` fraction replaced by a wrong one.
+  """The worked solutions with a `rate` fraction replaced by a wrong answer given without working.
 
   The SFT mixture of the RLVR testbed (spec rlvr_losses §0.3: "pre-trained by SFT on a noisy mixture
-  (≈ 30–60 % correct) so that RL starts with non-trivial pass@1"): the think steps stay right and only
-  the `<answer>` block changes, to the true value plus a non-zero offset in ±1..5 for integer answers,
-  or to another row's answer otherwise. A model trained on it answers wrongly about `rate` of the
-  time; the reward tells the two modes apart.
+  (≈ 30–60 % correct) so that RL starts with non-trivial pass@1"): a corrupted row becomes
+  "<answer>X'</answer>", no think steps, with X' the true value plus a non-zero offset in ±1..5 for
+  integer answers or another row's answer otherwise. A model trained on it starts a `rate` fraction
+  of its answers by guessing; the first completion token decides between working and guessing, and
+  the reward tells the two apart.
   """
   if not 0.0 <= rate <= 1.0:
     raise ValueError(f"`rate` must lie in [0, 1], got {rate!r}.")
@@ -368,8 +369,7 @@ def noisy_solutions(solutions: Sequence[str], answers: Sequence[str], *, rate: f
     if flip[i]:
       wrong = str(int(answer) + int(offsets[i])) if re.fullmatch(r"-?\d+", answer) else answers[others[i]]
       if wrong != answer:
-        head, sep, _ = solution.rpartition("<answer>")
-        solution = f"{head}{sep}{wrong}</answer>"
+        solution = f"<answer>{wrong}</answer>"
     out.append(solution)
   return out
 

@@ -4,6 +4,10 @@ checkpoints and metrics.
     graphdef, state = init_train_state(model, make_optimizer(lr), rng=key)
     step = make_train_step(graphdef, objectives.preference_loss("rdpo", beta=0.1, epsilon=0.3), optimizer)
     state = train(state, step, batch_fn, num_steps=..., writer=MetricsWriter(dir), checkpointer=Checkpointer(dir))
+
+Online RL: `online.make_online_rl(preset, ...)` and `online.online_step(algo, update, prompt_fn)` as the
+`step_fn` of `train(..., data_from_state=True)`; held-out accuracy inside training with
+`rljax.training.evaluate.make_evaluator` (imported on its own: it reads `rljax.tasks`).
 """
 
 from rljax.training import objectives, online

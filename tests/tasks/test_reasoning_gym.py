@@ -157,3 +157,21 @@ def test_reward_is_poolable_by_name():
                                                                    for r in rows])
   np.testing.assert_allclose(total, [1.0, 0.0, 1.0, 0.0])
   assert metrics["reward/errors"] == 0
+
+
+def test_noisy_solutions_replace_a_fraction_by_wrong_unworked_answers():
+  from rljax.tasks import noisy_solutions
+
+  ds = reasoning_gym_task(["chain_sum", "number_sorting"], size=400, seed=5)
+  rows = [dict(r) for r in ds]
+  assert noisy_solutions(ds["solution"], ds["answer"], rate=0.0, seed=0) == list(ds["solution"])
+  noisy = noisy_solutions(ds["solution"], ds["answer"], rate=0.5, seed=0)
+  changed = [i for i, (a, b) in enumerate(zip(noisy, ds["solution"])) if a != b]
+  assert 0.4 < len(changed) / len(rows) < 0.6
+  for i in changed:
+    assert noisy[i].startswith("<answer>") and "<think>" not in noisy[i]  # no working
+    row = rows[i]
+    assert task_reward(row["prompt"], noisy[i], family=row["family"], entry=row["entry"]) < 1.0  # wrong
+  assert noisy == noisy_solutions(ds["solution"], ds["answer"], rate=0.5, seed=0)
+  with pytest.raises(ValueError, match="rate"):
+    noisy_solutions(ds["solution"], ds["answer"], rate=1.5, seed=0)

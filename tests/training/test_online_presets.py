@@ -221,3 +221,29 @@ def test_every_preset_runs_online(name):
   for it in range(2):
     state, metrics = algo.rl_iteration(state, step, p, m, jax.random.PRNGKey(it), demos=DEMOS)
   assert all(np.isfinite(v) for v in metrics.values()), metrics
+
+
+def test_evaluator_accuracy_matches_a_direct_count():
+  """mean@k is the fraction of correct samples, greedy the fraction of correct greedy responses, per family."""
+  from rljax.training.evaluate import make_evaluator
+
+  def first_is_target(tokens, mask):  # correct iff the first response token is TARGET
+    first = jnp.argmax(mask, axis=1)
+    return (jnp.take_along_axis(tokens, first[:, None], 1)[:, 0] == TARGET).astype(jnp.float32)
+
+  model = _model()
+  p, m = _prompts()
+  rows = [{"family": f, "difficulty": 0} for f in ("a", "a", "b", "b")]
+  k = 6
+  ev = make_evaluator(nnx.graphdef(model), p, m, rows, first_is_target, k=k, max_new_tokens=N_NEW, eos_token_id=EOS,
+                      pad_token_id=PAD, seed=3)
+  out = ev(nnx.state(model, nnx.Param))
+  kw = dict(key=jax.random.PRNGKey(3), max_new_tokens=N_NEW, eos_token_id=EOS, pad_token_id=PAD)
+  r = sampling.generate(model, jnp.repeat(p, k, 0), jnp.repeat(m, k, 0), **kw)
+  correct = np.asarray(r.tokens[:, 0] == TARGET).reshape(4, k)
+  g = np.asarray(sampling.generate(model, p, m, greedy=True, **kw).tokens[:, 0] == TARGET)
+  assert correct.any() and not correct.all()  # the count is informative
+  assert out[f"eval/acc/all/mean@{k}"] == pytest.approx(correct.mean())
+  assert out[f"eval/acc/a/mean@{k}"] == pytest.approx(correct[:2].mean())
+  assert out["eval/acc/b/greedy"] == pytest.approx(g[2:].mean())
+  assert out == ev(nnx.state(model, nnx.Param))  # fixed keys: the same parameters give the same numbers
