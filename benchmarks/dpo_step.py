@@ -215,12 +215,14 @@ def trl_trainer(path: str, pairs: list[dict], out_dir: str, *, lr: float, beta: 
                     processing_class=AutoTokenizer.from_pretrained(path), callbacks=callbacks)
 
 
-def _rss_mib() -> float:
+def rss_mib() -> float:
+  """The process's resident set size now (MiB)."""
   with open("/proc/self/status") as f:
     return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
+  """The process's peak resident set size (MiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -230,7 +232,7 @@ def _worker_rljax(a) -> dict:
   pairs = make_pairs(a.batch, vocab=a.vocab, prompt_len=a.prompt_len, completion_len=a.completion_len)
   batch = rljax_batch(tokenize_pairs(a.ckpt, pairs))
   _, step, state, batch = rljax_setup(a.ckpt, batch, lr=a.lr, beta=a.beta, online_ref=a.ref == "online")
-  rss0 = _rss_mib()
+  rss0 = rss_mib()
   compiled = step.lower(state, batch).compile()
   mem = compiled.memory_analysis()
   times = []
@@ -240,7 +242,7 @@ def _worker_rljax(a) -> dict:
     jax.block_until_ready(metrics["loss"])
     if i > a.warmup:
       times.append(time.perf_counter() - t0)
-  return {"times": times, "rss_before_mib": rss0, "peak_rss_mib": _peak_rss_mib(),
+  return {"times": times, "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib(),
           "compiled_mib": (mem.argument_size_in_bytes + mem.temp_size_in_bytes) / MiB,
           "seq": int(batch["chosen_tokens"].shape[1])}
 
@@ -262,25 +264,47 @@ def _worker_trl(a) -> dict:
     # Update k sees the same pairs in the same order as rljax's single batch.
     trainer = trl_trainer(a.ckpt, pairs * total, out, lr=a.lr, beta=a.beta, steps=total, batch_size=a.batch,
                           precompute_ref=a.ref == "precomputed", callbacks=[Clock()])
-    rss0 = _rss_mib()
+    rss0 = rss_mib()
     trainer.train()
-  return {"times": list(np.diff(stamps)[a.warmup:]), "rss_before_mib": rss0, "peak_rss_mib": _peak_rss_mib()}
+  return {"times": list(np.diff(stamps)[a.warmup:]), "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib()}
 
 
-def _run_worker(name: str, argv: list[str]) -> dict:
-  out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name, *argv],
-                       check=True, capture_output=True, text=True)
+def run_worker(script: str, name: str, argv: list[str]) -> dict:
+  """Runs `script --worker name *argv` in a fresh process and returns the JSON it printed last."""
+  out = subprocess.run([sys.executable, os.path.abspath(script), "--worker", name, *argv],
+                       check=False, capture_output=True, text=True)
+  if out.returncode:
+    raise RuntimeError(f"{name} worker failed:\n{out.stderr[-4000:]}")
   return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def add_model_args(p: argparse.ArgumentParser, *, d_model: int, d_ff: int) -> None:
+  """The checkpoint's shape flags and the worker plumbing shared by the benchmarks against TRL."""
+  p.add_argument("--vocab", type=int, default=1000)
+  p.add_argument("--d-model", type=int, default=d_model)
+  p.add_argument("--layers", type=int, default=4)
+  p.add_argument("--heads", type=int, default=4)
+  p.add_argument("--kv-heads", type=int, default=2)
+  p.add_argument("--d-ff", type=int, default=d_ff)
+  p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                 help="cores each worker is pinned to (default: all available)")
+  p.add_argument("--worker", choices=("rljax", "trl"), help=argparse.SUPPRESS)
+  p.add_argument("--ckpt", help=argparse.SUPPRESS)
+
+
+def serve_worker(a, workers: dict) -> bool:
+  """In a worker process (`--worker`): pin it to `--threads` cores, run it, print its JSON; True if so."""
+  if not a.worker:
+    return False
+  # Before jax / torch start their thread pools, which size themselves by the affinity mask.
+  os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:a.threads])
+  print(json.dumps(workers[a.worker](a)))
+  return True
 
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--vocab", type=int, default=1000)
-  p.add_argument("--d-model", type=int, default=256)
-  p.add_argument("--layers", type=int, default=4)
-  p.add_argument("--heads", type=int, default=4)
-  p.add_argument("--kv-heads", type=int, default=2)
-  p.add_argument("--d-ff", type=int, default=512)
+  add_model_args(p, d_model=256, d_ff=512)
   p.add_argument("--batch", type=int, default=8, help="preference pairs per update")
   p.add_argument("--prompt-len", type=int, default=64)
   p.add_argument("--completion-len", type=int, default=63, help="longest completion (seq <= prompt + this + EOS)")
@@ -289,22 +313,15 @@ def main() -> None:
   p.add_argument("--lr", type=float, default=1e-2)
   p.add_argument("--beta", type=float, default=0.1)
   p.add_argument("--ref", choices=("online", "precomputed"), default="online")
-  p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                 help="cores each worker is pinned to (default: all available)")
-  p.add_argument("--worker", choices=("rljax", "trl"), help=argparse.SUPPRESS)
-  p.add_argument("--ckpt", help=argparse.SUPPRESS)
   a = p.parse_args()
-  if a.worker:
-    # Before jax / torch start their thread pools, which size themselves by the affinity mask.
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:a.threads])
-    print(json.dumps((_worker_rljax if a.worker == "rljax" else _worker_trl)(a)))
+  if serve_worker(a, {"rljax": _worker_rljax, "trl": _worker_trl}):
     return
 
   spec = ModelSpec(a.vocab, a.d_model, a.layers, a.heads, a.kv_heads, a.d_ff)
   with tempfile.TemporaryDirectory() as ckpt:
     write_checkpoint(ckpt, spec)
     argv = sys.argv[1:] + ["--ckpt", ckpt]
-    res = {name: _run_worker(name, argv) for name in ("rljax", "trl")}
+    res = {name: run_worker(__file__, name, argv) for name in ("rljax", "trl")}
   med = {k: statistics.median(v["times"]) for k, v in res.items()}
   print(f"DPO update, Qwen2 {spec}, {a.batch} pairs, seq {res['rljax']['seq']}, ref {a.ref}, "
         f"{a.threads} core(s) per worker, median of {a.steps} updates")

@@ -49,9 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +58,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.dpo_step import EOS, PAD, ModelSpec, make_pairs, write_checkpoint
+from benchmarks.dpo_step import (EOS, PAD, ModelSpec, add_model_args, make_pairs, peak_rss_mib, rss_mib, run_worker,
+                                 serve_worker, write_checkpoint)
 
 MiB = 2**20
 
@@ -160,15 +159,6 @@ def encode_prompts(path: str, prompts: list[str]) -> tuple[np.ndarray, np.ndarra
   return ids, mask, tok.token_to_id(EOS), pad_id
 
 
-def _rss_mib() -> float:
-  with open("/proc/self/status") as f:
-    return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-
-
-def _peak_rss_mib() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
 def _settings(a) -> dict:
   return trl_settings(a.loss_type, beta=a.beta, num_generations=a.n, epsilon=a.epsilon)
 
@@ -189,7 +179,7 @@ def _worker_rljax(a) -> dict:
                       max_new_tokens=a.max_new_tokens, eos_token_id=eos_id, pad_token_id=pad_id)
   step = rl.make_step(optimizer)
   setup = time.perf_counter() - t0
-  rss0 = _rss_mib()
+  rss0 = rss_mib()
   key, times, lengths = jax.random.key(a.seed), [], []
   for i in range(1 + a.warmup + a.steps):
     t0 = time.perf_counter()
@@ -198,7 +188,7 @@ def _worker_rljax(a) -> dict:
     times.append(time.perf_counter() - t0)
     lengths.append(metrics["response_length"])
   return {"setup_s": setup, "first_s": times[0], "times": times[1 + a.warmup:], "lengths": lengths[1 + a.warmup:],
-          "rss_before_mib": rss0, "peak_rss_mib": _peak_rss_mib()}
+          "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib()}
 
 
 def _worker_trl(a) -> dict:
@@ -230,29 +220,16 @@ def _worker_trl(a) -> dict:
     trainer = GRPOTrainer(model=a.ckpt, reward_funcs=trl_reward, args=args,
                           train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]), callbacks=[Clock()])
     setup = time.perf_counter() - t0
-    rss0 = _rss_mib()
+    rss0 = rss_mib()
     trainer.train()
   times = list(np.diff(stamps))
   return {"setup_s": setup, "first_s": times[0], "times": times[1 + a.warmup:], "lengths": lengths[1 + a.warmup:],
-          "rss_before_mib": rss0, "peak_rss_mib": _peak_rss_mib()}
-
-
-def _run_worker(name: str, argv: list[str]) -> dict:
-  out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", name, *argv],
-                       check=False, capture_output=True, text=True)
-  if out.returncode:
-    raise RuntimeError(f"{name} worker failed:\n{out.stderr[-4000:]}")
-  return json.loads(out.stdout.strip().splitlines()[-1])
+          "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib()}
 
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--vocab", type=int, default=1000)
-  p.add_argument("--d-model", type=int, default=128)
-  p.add_argument("--layers", type=int, default=4)
-  p.add_argument("--heads", type=int, default=4)
-  p.add_argument("--kv-heads", type=int, default=2)
-  p.add_argument("--d-ff", type=int, default=256)
+  add_model_args(p, d_model=128, d_ff=256)
   p.add_argument("--prompts", type=int, default=4, help="G, prompts per iteration")
   p.add_argument("--n", type=int, default=4, help="completions per prompt (num_generations)")
   p.add_argument("--prompt-len", type=int, default=16)
@@ -264,23 +241,16 @@ def main() -> None:
   p.add_argument("--steps", type=int, default=5, help="timed iterations")
   p.add_argument("--warmup", type=int, default=1, help="untimed iterations after the first")
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                 help="cores each worker is pinned to (default: all available)")
   p.add_argument("--out", help="write the results as JSON to this path")
-  p.add_argument("--worker", choices=("rljax", "trl"), help=argparse.SUPPRESS)
-  p.add_argument("--ckpt", help=argparse.SUPPRESS)
   a = p.parse_args()
-  if a.worker:
-    # Before jax / torch start their thread pools, which size themselves by the affinity mask.
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:a.threads])
-    print(json.dumps((_worker_rljax if a.worker == "rljax" else _worker_trl)(a)))
+  if serve_worker(a, {"rljax": _worker_rljax, "trl": _worker_trl}):
     return
 
   spec = ModelSpec(a.vocab, a.d_model, a.layers, a.heads, a.kv_heads, a.d_ff)
   with tempfile.TemporaryDirectory() as ckpt:
     write_checkpoint(ckpt, spec)
     # The workers parse the same flags (they ignore --out).
-    res = {name: _run_worker(name, sys.argv[1:] + ["--ckpt", ckpt]) for name in ("rljax", "trl")}
+    res = {name: run_worker(__file__, name, sys.argv[1:] + ["--ckpt", ckpt]) for name in ("rljax", "trl")}
   med = {k: statistics.median(v["times"]) for k, v in res.items()}
   print(f"GRPO iteration, Qwen2 {spec}, {a.prompts} prompts × {a.n} completions, prompt {a.prompt_len} tokens, "
         f"max_new_tokens {a.max_new_tokens}, loss_type {a.loss_type}, beta {a.beta}, {a.threads} core(s) per worker, "
