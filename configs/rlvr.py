@@ -43,7 +43,7 @@ def get_config(preset: str = "quickstart") -> ml_collections.ConfigDict:
     c.tokenizer.vocab_size = 320
     c.model.update(d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64)
     c.sft.update(steps=8, batch=16, warmup_steps=0)
-    c.rl.update(algorithms=("grpo", "dapo"), steps=2, prompts=4, group_size=4, max_new_tokens=16, eval_every=2)
+    c.rl.update(algorithms=("dapo",), steps=2, prompts=4, group_size=4, max_new_tokens=16, eval_every=2)
     c.eval.update(k=2, n_prompts=16)
     c.reward.workers = 1
     c.ckpt_every = 1
