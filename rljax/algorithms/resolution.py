@@ -38,6 +38,8 @@ config once.
 | `token_weights: f[B, T]`    | oreal, optional: token-RM weights (`rljax.losses.oreal.token_rm_weights`) |
 | `entropy: f[B, T]`          | any preset with `entropy_coef != 0`                             |
 | `greedy_rewards: f[B]`      | the "remax" estimator                                           |
+| `kl_coef: f[]`              | `kl.adaptive`: the controller's current β (traced)              |
+| `reward_stats: {mean, var, count}` | `reward_norm` (ppo_max): running reward statistics; the advantage stage returns the updated ones |
 
 Generic pieces applied by the resolved callables (all off unless the preset turns them on):
 
