@@ -278,6 +278,16 @@ def run_worker(script: str, name: str, argv: list[str]) -> dict:
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare(script: str, a) -> tuple[ModelSpec, dict, dict]:
+  """Writes the checkpoint of `a`'s shape flags, runs the rljax and TRL workers of `script` on it (they parse
+  the same flags), and returns `(spec, results, median time per step of each)`."""
+  spec = ModelSpec(a.vocab, a.d_model, a.layers, a.heads, a.kv_heads, a.d_ff)
+  with tempfile.TemporaryDirectory() as ckpt:
+    write_checkpoint(ckpt, spec)
+    res = {name: run_worker(script, name, sys.argv[1:] + ["--ckpt", ckpt]) for name in ("rljax", "trl")}
+  return spec, res, {k: statistics.median(v["times"]) for k, v in res.items()}
+
+
 def add_model_args(p: argparse.ArgumentParser, *, d_model: int, d_ff: int) -> None:
   """The checkpoint's shape flags and the worker plumbing shared by the benchmarks against TRL."""
   p.add_argument("--vocab", type=int, default=1000)
@@ -317,12 +327,7 @@ def main() -> None:
   if serve_worker(a, {"rljax": _worker_rljax, "trl": _worker_trl}):
     return
 
-  spec = ModelSpec(a.vocab, a.d_model, a.layers, a.heads, a.kv_heads, a.d_ff)
-  with tempfile.TemporaryDirectory() as ckpt:
-    write_checkpoint(ckpt, spec)
-    argv = sys.argv[1:] + ["--ckpt", ckpt]
-    res = {name: run_worker(__file__, name, argv) for name in ("rljax", "trl")}
-  med = {k: statistics.median(v["times"]) for k, v in res.items()}
+  spec, res, med = compare(__file__, a)
   print(f"DPO update, Qwen2 {spec}, {a.batch} pairs, seq {res['rljax']['seq']}, ref {a.ref}, "
         f"{a.threads} core(s) per worker, median of {a.steps} updates")
   print("| impl | time / update | peak RSS | RSS increase during training | compiled args+temp |")

@@ -58,8 +58,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.dpo_step import (EOS, PAD, ModelSpec, add_model_args, make_pairs, peak_rss_mib, rss_mib, run_worker,
-                                 serve_worker, write_checkpoint)
+from benchmarks.dpo_step import EOS, PAD, add_model_args, compare, make_pairs, peak_rss_mib, rss_mib, serve_worker
 
 MiB = 2**20
 
@@ -246,12 +245,7 @@ def main() -> None:
   if serve_worker(a, {"rljax": _worker_rljax, "trl": _worker_trl}):
     return
 
-  spec = ModelSpec(a.vocab, a.d_model, a.layers, a.heads, a.kv_heads, a.d_ff)
-  with tempfile.TemporaryDirectory() as ckpt:
-    write_checkpoint(ckpt, spec)
-    # The workers parse the same flags (they ignore --out).
-    res = {name: run_worker(__file__, name, sys.argv[1:] + ["--ckpt", ckpt]) for name in ("rljax", "trl")}
-  med = {k: statistics.median(v["times"]) for k, v in res.items()}
+  spec, res, med = compare(__file__, a)  # the workers ignore --out
   print(f"GRPO iteration, Qwen2 {spec}, {a.prompts} prompts × {a.n} completions, prompt {a.prompt_len} tokens, "
         f"max_new_tokens {a.max_new_tokens}, loss_type {a.loss_type}, beta {a.beta}, {a.threads} core(s) per worker, "
         f"median of {a.steps} iterations")
