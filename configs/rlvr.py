@@ -29,7 +29,8 @@ def get_config(preset: str = "quickstart") -> ml_collections.ConfigDict:
   c.sft = ml_collections.ConfigDict(dict(steps=600, batch=64, lr=3e-3, max_len=64, schedule="cosine", warmup_steps=20,
                                          noise=0.5))
   c.rl = ml_collections.ConfigDict(dict(algorithms=("grpo",), seeds=(0,), steps=40, prompts=16, group_size=8,
-                                        max_new_tokens=28, max_prompt_len=40, temperature=1.0, lr=1e-4, optimizer="adamw",
+                                        max_new_tokens=28, max_prompt_len=40, temperature=1.0, lr=1e-4,
+                                        optimizer="adamw",
                                         eval_every=10))
   c.eval = ml_collections.ConfigDict(dict(k=4, n_prompts=128))
   c.reward = ml_collections.ConfigDict(dict(workers=2, timeout=10.0))

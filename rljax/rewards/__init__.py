@@ -34,5 +34,5 @@ def __getattr__(name):
   raise AttributeError(f"module 'rljax.rewards' has no attribute {name!r}")
 
 
-__all__ = ["RewardPool", "TextReward", "answer_format", "extract_answer", "get", "length_limit", "math_equivalence", "names",
-           "register"]
+__all__ = ["RewardPool", "TextReward", "answer_format", "extract_answer", "get", "length_limit", "math_equivalence",
+           "names", "register"]

@@ -30,10 +30,7 @@ from flax import nnx
 
 from rljax import sampling
 from rljax.tasks.evaluation import CORRECT_AT, accuracy_table
-
-
-def _policy(model):
-  return getattr(model, "policy", model)
+from rljax.training.online import policy_of
 
 
 def make_evaluator(graphdef, prompts, prompt_mask, rows: Sequence[Mapping], reward_fn: Callable, *, k: int,
@@ -61,7 +58,7 @@ def make_evaluator(graphdef, prompts, prompt_mask, rows: Sequence[Mapping], rewa
 
   @jax.jit
   def _sample(params, key):
-    model = _policy(nnx.merge(graphdef, params))
+    model = policy_of(nnx.merge(graphdef, params))
     p, pm = jnp.repeat(prompts, k, axis=0), jnp.repeat(prompt_mask, k, axis=0)
     r = sampling.generate(model, p, pm, key=key, temperature=temperature, **gen)
     out = {"tokens": r.tokens, "mask": r.mask}

@@ -79,7 +79,8 @@ def init_online_state(model: nnx.Module, optimizer, *, rng: jax.Array, extra: di
   return graphdef, state._replace(extra={**state.extra, "ref_params": ref})
 
 
-def _policy(model: nnx.Module) -> nnx.Module:
+def policy_of(model: nnx.Module) -> nnx.Module:
+  """The policy `Decoder` of a trained model (the model itself, or an `ActorCritic`'s policy)."""
   return model.policy if isinstance(model, ActorCritic) else model
 
 
@@ -95,7 +96,7 @@ def response_forward(model: nnx.Module, tokens: jax.Array, token_mask: jax.Array
   Without `entropy` the log-probs use the fused LM head (`objectives.token_logps`, or the same head
   on hidden states shared with the value head), so `[B, T, V]` logits never exist.
   """
-  policy = _policy(model)
+  policy = policy_of(model)
   if values and not isinstance(model, ActorCritic):
     raise ValueError("the preset uses a critic (critic.enabled): the trained model must be an ActorCritic.")
   shared = values and model.critic is None
@@ -244,10 +245,10 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
 
   @jax.jit
   def _sample(params, prompts, prompt_mask, key, mask_params):
-    model = _policy(nnx.merge(graphdef, params))
+    model = policy_of(nnx.merge(graphdef, params))
     kw = dict(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
     if nlpo_on:
-      kw |= dict(mask_model=_policy(_masking(mask_params)), mask_top_p=nlpo["top_p"], mask_min_keep=nlpo["min_keep"],
+      kw |= dict(mask_model=policy_of(_masking(mask_params)), mask_top_p=nlpo["top_p"], mask_min_keep=nlpo["min_keep"],
                  mask_always_keep=eos_token_id)
     r = sampling.generate(model, jnp.repeat(prompts, n, axis=0), jnp.repeat(prompt_mask, n, axis=0), key=key,
                           temperature=temperature, **kw)
@@ -415,7 +416,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     picks = informative[:groups]
     if len(picks) < groups:  # the cap was hit: top up with (masked-out) uninformative groups
       taken = set(picks)
-      picks += [(i, g) for i, b in enumerate(batches) for g in range(groups) if (i, g) not in taken][:groups - len(picks)]
+      rest = [(i, g) for i in range(len(batches)) for g in range(groups) if (i, g) not in taken]
+      picks += rest[:groups - len(picks)]
     if picks == [(0, g) for g in range(groups)]:
       return first, draws, len(informative)
     return _gather_groups(batches, picks), draws, min(len(informative), groups)
@@ -476,10 +478,10 @@ def nlpo_response_forward(model: nnx.Module, mask_model: nnx.Module, tokens: jax
                           entropy: bool = False):
   """`response_forward` under NLPO's masked policy π_θ^mask ∝ π_θ·1[a ∈ top-p set of π_ψ]
   (`rljax.losses.nlpo.nlpo_token_logps`); `mask_model` (π_ψ) is frozen (no gradient)."""
-  policy = _policy(model)
+  policy = policy_of(model)
   inputs, attn, targets = tokens[:, :-1], token_mask[:, :-1], tokens[:, -n_new:]
   logits = policy(inputs, attention_mask=attn)[:, -n_new:]
-  mask_logits = jax.lax.stop_gradient(_policy(mask_model)(inputs, attention_mask=attn)[:, -n_new:])
+  mask_logits = jax.lax.stop_gradient(policy_of(mask_model)(inputs, attention_mask=attn)[:, -n_new:])
   keep = jnp.zeros(logits.shape[-1], bool).at[jnp.clip(always_keep, 0)].max(always_keep >= 0)
   logp = nlpo_token_logps(logits, mask_logits, targets, top_p=top_p, min_keep=min_keep, always_keep=keep)
   logp = jnp.where(token_mask[:, -n_new:], logp, 0.0)
