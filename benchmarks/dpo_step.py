@@ -32,11 +32,15 @@ sides (rljax: `preference_loss(..., ref_graphdef=...)` with `extra["ref_params"]
 computes the reference log-probs once beforehand on both sides (rljax: `T.objectives.pair_logps`;
 TRL: `precompute_ref_log_probs=True`).
 
-Time per update is the median over --steps. Memory, measured the same way for both: the subprocess's
-peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) at the end, and its increase
-over the RSS just before the first update (after imports, checkpoint loading and data preparation, so
+Time per update is the median over --steps, as wall-clock time and as the process's CPU time (user +
+system, all threads), which is the load-independent measure with --threads 1. Memory, measured the
+same way for both: the subprocess's peak resident set size (`resource.getrusage(RUSAGE_SELF).ru_maxrss`)
+at the end, and its increase over the RSS just before the first update (after imports, checkpoint loading and data preparation, so
 it covers compilation for rljax and the autograd/optimizer buffers for TRL). For rljax the compiled
-step's `memory_analysis()` (arguments + temporaries) is printed as well. Each worker is pinned to
+step's `memory_analysis()` (arguments + temporaries) is printed as well. rljax's peak is the larger of
+the compiler's own working set and, after it, the step's temporaries on top of what compilation left
+resident; `rljax.host_memory` trims the heap after each compilation so that the second term does not
+count the compiler's freed memory again. Each worker is pinned to
 --threads cores (`os.sched_setaffinity`, and `torch.set_num_threads`). Timings on a shared CPU are
 noisy and the ratio comes from one run; there use `--threads 1`: torch's OpenMP threads spin at
 barriers, so with 2 threads on an oversubscribed CPU its steps slowed ~8x in one measurement while
@@ -226,6 +230,12 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+  """User + system CPU time of the process so far, all threads (seconds)."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
 def _worker_rljax(a) -> dict:
   import jax
 
@@ -235,14 +245,15 @@ def _worker_rljax(a) -> dict:
   rss0 = rss_mib()
   compiled = step.lower(state, batch).compile()
   mem = compiled.memory_analysis()
-  times = []
+  times, cpu_times = [], []
   for i in range(1 + a.warmup + a.steps):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics["loss"])
     if i > a.warmup:
       times.append(time.perf_counter() - t0)
-  return {"times": times, "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib(),
+      cpu_times.append(cpu_seconds() - c0)
+  return {"times": times, "cpu_times": cpu_times, "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib(),
           "compiled_mib": (mem.argument_size_in_bytes + mem.temp_size_in_bytes) / MiB,
           "seq": int(batch["chosen_tokens"].shape[1])}
 
@@ -256,7 +267,7 @@ def _worker_trl(a) -> dict:
 
   class Clock(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
-      stamps.append(time.perf_counter())
+      stamps.append((time.perf_counter(), cpu_seconds()))
 
   pairs = make_pairs(a.batch, vocab=a.vocab, prompt_len=a.prompt_len, completion_len=a.completion_len)
   total = 1 + a.warmup + a.steps
@@ -266,7 +277,8 @@ def _worker_trl(a) -> dict:
                           precompute_ref=a.ref == "precomputed", callbacks=[Clock()])
     rss0 = rss_mib()
     trainer.train()
-  return {"times": list(np.diff(stamps)[a.warmup:]), "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib()}
+  wall, cpu = np.diff(np.asarray(stamps), axis=0)[a.warmup:].T
+  return {"times": list(wall), "cpu_times": list(cpu), "rss_before_mib": rss0, "peak_rss_mib": peak_rss_mib()}
 
 
 def run_worker(script: str, name: str, argv: list[str]) -> dict:
@@ -330,13 +342,15 @@ def main() -> None:
   spec, res, med = compare(__file__, a)
   print(f"DPO update, Qwen2 {spec}, {a.batch} pairs, seq {res['rljax']['seq']}, ref {a.ref}, "
         f"{a.threads} core(s) per worker, median of {a.steps} updates")
-  print("| impl | time / update | peak RSS | RSS increase during training | compiled args+temp |")
-  print("|---|---|---|---|---|")
+  cpu = {k: statistics.median(r["cpu_times"]) for k, r in res.items()}
+  print("| impl | time / update | CPU time / update | peak RSS | RSS increase during training | compiled args+temp |")
+  print("|---|---|---|---|---|---|")
   for k, r in res.items():
     extra = f"{r['compiled_mib']:.1f} MiB" if "compiled_mib" in r else "-"
-    print(f"| {k} | {1e3 * med[k]:.1f} ms | {r['peak_rss_mib']:.0f} MiB | "
+    print(f"| {k} | {1e3 * med[k]:.1f} ms | {1e3 * cpu[k]:.1f} ms | {r['peak_rss_mib']:.0f} MiB | "
           f"{r['peak_rss_mib'] - r['rss_before_mib']:.0f} MiB | {extra} |")
-  print(f"speed ratio TRL / rljax time per update: {med['trl'] / med['rljax']:.2f}")
+  print(f"speed ratio TRL / rljax time per update: {med['trl'] / med['rljax']:.2f} (CPU time: "
+        f"{cpu['trl'] / cpu['rljax']:.2f}; with one core per worker the CPU-time ratio is the load-independent one)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ Default mode (runs on any backend, meant for CPU):
   (1) speed: tokens/s (median of --steps steps after --warmup) of a small Llama config in rljax (fused
       head, and the unfused head for reference) vs transformers `LlamaForCausalLM` in PyTorch eager
       (same config, same batch, float32, `loss.backward()` + `torch.optim.AdamW`, `torch.set_num_threads`
-      = available cores). Ratio rljax / torch (target >= 1.5).
+      = available cores). Ratio rljax / torch (targets >= 1.2 at the default size, >= 2 at the tiny size
+      `--d-model 64 --n-layers 2 --n-heads 4 --n-kv-heads 2 --d-ff 176 --vocab 1024 --batch 8 --seq 64
+      --skip-memory`). Also printed: CPU time per step (user + system, all threads) and model GFLOP/s
+      (the MFU FLOP count). On a shared machine run it pinned to one core (`taskset -c 0 python ...`:
+      XLA and torch then both use one thread) and compare CPU times; wall-clock ratios need an idle one.
+      Both libraries lose CPU time to page faults on their large per-step buffers (XLA allocates the
+      step's temporaries afresh every call); `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` (transparent huge
+      pages for malloc) removed most of them and cut each side's CPU time by 14-16% at the default size.
   (2) memory: temp bytes of the compiled training step (`memory_analysis()`, compile only) at vocab
       151936 with the fused head vs the unfused head (full float32 logits, log_softmax, gather).
       Ratio unfused / fused (target >= 3).
@@ -26,8 +33,10 @@ MFU = (6 N tokens/s + 12 n_layers d_model T tokens/s) / peak, where N counts the
 The peak dense bf16 FLOP/s comes from a table by device kind or --peak-tflops. The batch is fitted to
 the device: the step is compiled (shapes only) with 1 and 2 layers, its temp bytes extrapolated to all
 layers, and B halved until arguments + temp fit 90% of the device limit (`bytes_limit`, or
---mem-limit-gib); the table says when B was reduced. The attention materialises [B, heads, T, T]
-float32 scores per layer, so at T=2048 expect B of 2-4 on an 80 GB card.
+--mem-limit-gib); the table says when B was reduced. --attention defaults to "auto" (cuDNN's fused flash
+kernel on a CUDA GPU in bf16, `rljax.models.attention`); the table names the implementation taken, whether
+the compiled step really holds cuDNN's fused-attention call, and the step's temporaries. With --attention
+einsum the [B, heads, T, T] float32 scores are materialised per layer (B of 2-4 at T=2048 on 80 GB).
 XLA_PYTHON_CLIENT_MEM_FRACTION defaults to 0.9 in this mode. torch is never imported in this mode.
 
 Timings on a shared CPU are noisy; ratios come from one run of the script.
@@ -39,6 +48,7 @@ import argparse
 import dataclasses
 import functools
 import os
+import resource
 import statistics
 import sys
 import time
@@ -55,7 +65,8 @@ from flax import nnx  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from rljax.models.config import DecoderConfig  # noqa: E402
+from rljax.models import attention  # noqa: E402
+from rljax.models.config import ATTENTION_IMPLEMENTATIONS, DecoderConfig  # noqa: E402
 from rljax.models.decoder import Decoder  # noqa: E402
 
 GiB = 2**30
@@ -210,7 +221,9 @@ def torch_runner(cfg, batch, seq, threads):
 
 def time_interleaved(runners, steps, warmup):
   """Median step time per runner; the timed steps alternate between runners (round-robin), so load
-  from other processes on a shared machine hits every runner alike. Returns [(median, first), ...]."""
+  from other processes on a shared machine hits every runner alike. Returns [(median, first, all steps,
+  median CPU time), ...]; the CPU time (user + system, all threads of the process) is the load-independent
+  measure when the process is pinned to one core."""
   firsts = []
   for run in runners:
     t0 = time.perf_counter()
@@ -218,13 +231,19 @@ def time_interleaved(runners, steps, warmup):
     firsts.append(time.perf_counter() - t0)
     for _ in range(max(warmup - 1, 0)):
       run()
-  times = [[] for _ in runners]
+  times, cpu = [[] for _ in runners], [[] for _ in runners]
   for _ in range(steps):
     for i, run in enumerate(runners):
-      t0 = time.perf_counter()
+      t0, c0 = time.perf_counter(), cpu_seconds()
       run()
       times[i].append(time.perf_counter() - t0)
-  return [(statistics.median(t), f, t) for t, f in zip(times, firsts)]
+      cpu[i].append(cpu_seconds() - c0)
+  return [(statistics.median(t), f, t, statistics.median(c)) for t, f, c in zip(times, firsts, cpu)]
+
+
+def cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
 
 
 def available_cores() -> int:
@@ -278,20 +297,24 @@ def run_cpu(args):
       runners.append(run)
       infos.append(info)
     timed = time_interleaved(runners, args.steps, args.warmup)
-    rows = [(name, t, first, *info(), all_t) for name, (t, first, all_t), info in zip(names, timed, infos)]
+    rows = [(name, t, first, *info(), all_t, c) for name, (t, first, all_t, c), info in zip(names, timed, infos)]
     base = None if args.skip_torch else rows[-1]
-    print("| implementation | params | step time | tokens/s | first step (incl. compile) | loss | "
-          "speed vs torch |")
-    print("|---|---|---|---|---|---|---|")
-    for name, t, first, loss, n, _ in rows:
-      ratio = "-" if base is None else f"{base[1] / t:.2f}"
-      print(f"| {name} | {n / 1e6:.2f} M | {t * 1e3:.0f} ms | {B * T / t:,.0f} | {first:.1f} s | "
-            f"{loss:.3f} | {ratio} |")
-    print("\nall timed steps (ms, interleaved round-robin): " + "; ".join(
-        f"{name.split(' (')[0].split(' + ')[0]}: " + ", ".join(f"{x * 1e3:.0f}" for x in all_t)
-        for name, _, _, _, _, all_t in rows))
-    print("\n(target: rljax fused / torch tokens/s >= 1.5; loss ≈ ln(vocab) = "
-          f"{np.log(cfg.vocab_size):.3f} at init)\n", flush=True)
+    # Model FLOPs of one step (as for MFU): 6 N_matmul per token (the embedding table is a gather) plus
+    # 12 n_layers d_model T for the scores and the weighted sum, forward and backward, over the full T x T.
+    flops = (6 * (rows[0][4] - cfg.vocab_size * cfg.d_model) + 12 * cfg.n_layers * cfg.d_model * T) * B * T
+    print("| implementation | params | step time | CPU time / step | tokens/s | model GFLOP/s | "
+          "first step (incl. compile) | loss | speed vs torch (CPU time) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, t, first, loss, n, _, c in rows:
+      ratio = "-" if base is None else f"{base[1] / t:.2f} ({base[6] / c:.2f})"
+      print(f"| {name} | {n / 1e6:.2f} M | {t * 1e3:.0f} ms | {c * 1e3:.0f} ms | {B * T / t:,.0f} | "
+            f"{flops / t / 1e9:.0f} | {first:.1f} s | {loss:.3f} | {ratio} |")
+    print(f"\nmodel FLOPs per step: {flops / 1e9:.1f} GFLOP. All timed steps (ms, interleaved round-robin): " +
+          "; ".join(f"{name.split(' (')[0].split(' + ')[0]}: " + ", ".join(f"{x * 1e3:.0f}" for x in all_t)
+                    for name, _, _, _, _, all_t, _ in rows))
+    print("\n(targets: rljax fused / torch tokens/s >= 1.2 at the default size, >= 2 at the tiny size; the CPU-time "
+          "ratio is the load-independent one when the process is pinned to one core, e.g. `taskset -c 0`; loss ≈ "
+          f"ln(vocab) = {np.log(cfg.vocab_size):.3f} at init)\n", flush=True)
 
   if not args.skip_memory:
     mB, mT, V = args.mem_batch, args.mem_seq, args.mem_vocab
@@ -330,7 +353,7 @@ def run_gpu(args):
   cfg = dataclasses.replace(cfg, attention=args.attention)
   chunk = args.chunk if args.chunk is not None else "auto"
   head = fused_token_logps(chunk) if not args.unfused else unfused_token_logps
-  head_name = ("unfused" if args.unfused else f"fused (chunk_size={chunk})") + f" head, {cfg.attention} attention"
+  head_name = "unfused head" if args.unfused else f"fused head (chunk_size={chunk})"
 
   # Fit the batch without compiling the full model more than needed: compile the step (shapes only) with
   # 1 and 2 layers at the requested batch, extrapolate the temp bytes linearly to n_layers (and in B),
@@ -406,11 +429,16 @@ def run_gpu(args):
   print(f"\n### Training step, llama d_model={cfg.d_model}, layers={cfg.n_layers}, heads={cfg.n_heads}/"
         f"{cfg.n_kv_heads} kv, d_ff={cfg.d_ff}, vocab={cfg.vocab_size}, bf16 params/compute/Adam, "
         f"{head_name}\n")
-  print("| device kind | params (matmul) | B x T | step time | tokens/s | model TFLOP/s | peak | MFU |")
-  print("|---|---|---|---|---|---|---|---|")
+  # The fused kernel is a custom call in the compiled HLO; its absence means XLA ran the attention itself.
+  cudnn_call = "__cudnn$fmha" in compiled.as_text()
+  taken = f"{cfg.attention} -> {attention.resolve(cfg, T)} (cuDNN fused call: {'yes' if cudnn_call else 'no'})"
+  print("| device kind | params (matmul) | B x T | attention | step time | tokens/s | model TFLOP/s | peak | MFU | "
+        "temp |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   bt = f"{B} x {T}" + ("" if B == requested_B else f" (requested B={requested_B} does not fit)")
-  print(f"| {device.device_kind} | {n_total / 1e9:.3f} B ({n_matmul / 1e9:.3f} B) | {bt} | {t * 1e3:.1f} ms | "
-        f"{tps:,.0f} | {achieved / 1e12:.1f} | {peak_s} | {mfu} |")
+  print(f"| {device.device_kind} | {n_total / 1e9:.3f} B ({n_matmul / 1e9:.3f} B) | {bt} | {taken} | "
+        f"{t * 1e3:.1f} ms | {tps:,.0f} | {achieved / 1e12:.1f} | {peak_s} | {mfu} | "
+        f"{'n/a' if mem is None else fmt_bytes(mem[1])} |")
   print(f"\nXLA_PYTHON_CLIENT_MEM_FRACTION={os.environ.get('XLA_PYTHON_CLIENT_MEM_FRACTION')}")
   print(f"steps timed: {args.steps} after {args.warmup} warm-up (median; all: "
         f"{', '.join(f'{x * 1e3:.1f}' for x in times)} ms) | shape-only compile + fit: {compile_s:.1f} s | "
@@ -426,7 +454,7 @@ def main(argv=None):
   p.add_argument("--gpu", action="store_true", help="~1B-param bf16 tokens/s + MFU on the default device")
   p.add_argument("--tiny", action="store_true", help="with --gpu: a tiny config (smoke test, runs on CPU)")
   p.add_argument("--unfused", action="store_true", help="with --gpu: use the unfused head")
-  p.add_argument("--attention", default="einsum", choices=("einsum", "dot_product"),
+  p.add_argument("--attention", default="auto", choices=ATTENTION_IMPLEMENTATIONS,
                  help="with --gpu: attention kernel (DecoderConfig.attention)")
   p.add_argument("--mem-limit-gib", type=float, default=None,
                  help="with --gpu: device memory limit for fitting the batch (default: the device's bytes_limit)")

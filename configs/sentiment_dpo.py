@@ -14,11 +14,12 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.out_dir = "results/sentiment_dpo"
   c.model = ml_collections.ConfigDict(dict(d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, d_ff=192,
                                            max_positions=64))
+  # `pack`: several sequences per row (rljax.data.packing), about `batch` examples (pairs) per step.
   c.sft = ml_collections.ConfigDict(dict(n_examples=8192, batch=64, steps=500, lr=3e-3, max_len=32,
-                                         schedule="constant"))
+                                         schedule="constant", pack=False))
   c.pairs = ml_collections.ConfigDict(dict(n_prompts=8192, max_new_tokens=28, temperature=1.0, flip_rate=0.3))
   c.dpo = ml_collections.ConfigDict(dict(losses=("dpo", "cdpo", "rdpo"), beta=0.1, epsilon=0.3, steps=150,
-                                         batch=64, lr=1e-3, schedule="constant"))
+                                         batch=64, lr=1e-3, schedule="constant", pack=False))
   c.eval = ml_collections.ConfigDict(dict(n_prompts=1024))
   c.log_every = 10
   c.ckpt_every = 100

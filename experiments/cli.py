@@ -148,6 +148,10 @@ def _execute(module, cfg, figure: bool) -> tuple[dict[str, Any], dict[str, Any]]
   results = to_host(module.run(cfg))
   tables = module.tables(results)
   summary = summarize(key, cfg, tables, module.headline(results) if entry is not None else {})
+  from rljax.training import distributed
+
+  if not distributed.is_primary():  # under jax.distributed every process has the same results; one writes them
+    return results, summary
   print(summary["table"])
   for line in headline_lines(summary):
     print(line)

@@ -20,6 +20,8 @@ size that runs on a laptop:
 
     python -m rljax.run --config configs/rlvr.py:quickstart --workdir results/quickstart
     python -m rljax.run --config configs/rlvr.py:cpu --workdir results/rlvr
+    python -m rljax.run --config configs/rlvr.py:quickstart --config.lora.enabled=True --workdir results/lora
+                                                          # RL trains LoRA adapters on the frozen SFT model
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from flax import nnx
 from experiments import cli
 from rljax import algorithms, sharding
 from rljax import training as T
+from rljax.data import packing
 from rljax.models.config import DecoderConfig
+from rljax.models import lora
 from rljax.models.decoder import Decoder
 from rljax.rewards import RewardPool, TextReward
 from rljax.tasks import noisy_solutions, reasoning_gym_task, solution_text, task_reward
 from rljax.text import PromptDataset, encode_prompts, encode_sft, load_tokenizer, train_bpe_tokenizer
-from rljax.training import online
+from rljax.training import distributed, online
 from rljax.training.evaluate import make_evaluator
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -55,12 +59,12 @@ def build_data(cfg, workdir):
   if not t.think:  # answers without worked steps: "<answer>X</answer>"
     train = train.map(lambda r: {"solution": solution_text(r["answer"], None)})
   tok_dir = os.path.join(workdir, "tokenizer")
-  if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-    tokenizer = load_tokenizer(tok_dir)
-  else:
+  tokenizer = None
+  if distributed.is_primary() and not os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
     tokenizer = train_bpe_tokenizer(list(train["prompt"]) + list(train["solution"]),
                                     vocab_size=cfg.tokenizer.vocab_size, out_dir=tok_dir, added_tokens=TAGS)
-  return train, heldout, tokenizer
+  distributed.barrier("tokenizer")  # other processes load what process 0 trained (the work directory is shared)
+  return train, heldout, load_tokenizer(tok_dir) if tokenizer is None else tokenizer
 
 
 def make_model(cfg, tokenizer, seed: int = 0) -> Decoder:
@@ -72,26 +76,45 @@ def make_model(cfg, tokenizer, seed: int = 0) -> Decoder:
                      qkv_bias=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                      pad_token_id=tokenizer.pad_token_id, param_dtype=jnp.float32, compute_dtype=dtype)
   model = Decoder(dc, rngs=nnx.Rngs(seed))
-  if m.mesh:
-    sharding.shard_model(model, sharding.make_mesh((-1, 1, 1)))
+  if (mesh := _mesh(cfg)) is not None:
+    sharding.shard_model(model, mesh)
   return model
+
+
+def _mesh(cfg):
+  """The mesh of shape `model.mesh_shape` (default (-1, 1, 1): data-parallel) over every device of every
+  process when `model.mesh` is set, and always under jax.distributed (parameters and batches must then be
+  global arrays); None otherwise."""
+  return sharding.make_mesh(tuple(cfg.model.mesh_shape)) if cfg.model.mesh or jax.process_count() > 1 else None
+
+
+def _global(mesh, local):
+  """This process's batch rows as the global batch on `mesh` (unchanged without a mesh)."""
+  return local if mesh is None else distributed.global_batch(local, sharding.batch_sharding(mesh))
 
 
 def sft(cfg, workdir, writer, train, tokenizer):
   """NLL of the worked solutions, a `cfg.sft.noise` fraction replaced by wrong guesses; returns the
   trained parameters."""
   solutions = noisy_solutions(train["solution"], train["answer"], rate=cfg.sft.noise, seed=cfg.seed)
-  data = {k: jnp.asarray(v) for k, v in encode_sft(tokenizer, list(train["prompt"]), solutions,
-                                                  max_len=cfg.sft.max_len).items()}
+  data = encode_sft(tokenizer, list(train["prompt"]), solutions, max_len=cfg.sft.max_len)
   n, b = len(train), cfg.sft.batch
+  if cfg.sft.pack:
+    # Rows of `max_len` holding several examples each (rljax.data.packing); per step as many rows as hold
+    # `batch` examples on average, a multiple of the device count for the data-parallel mesh.
+    data, stats = packing.pack_padded(data, row_len=cfg.sft.max_len)
+    n, b = stats["rows"], packing.rows_per_step(b, stats, multiple=jax.device_count())
+  data = {k: jnp.asarray(v) for k, v in data.items()}
+  mesh, rows = _mesh(cfg), distributed.process_rows(b)
 
-  def batch_fn(pos):
-    idx = np.random.default_rng([cfg.seed, pos]).choice(n, b, replace=False)
-    return {k: v[idx] for k, v in data.items()}
+  def batch_fn(pos):  # each process reads its rows of the global batch
+    idx = np.random.default_rng([cfg.seed, pos]).choice(n, b, replace=False)[rows]
+    return _global(mesh, {k: v[idx] for k, v in data.items()})
 
   s = cfg.sft
   opt = T.make_optimizer(s.lr, schedule=s.schedule, total_steps=s.steps, warmup_steps=s.warmup_steps)
   graphdef, state = T.init_train_state(make_model(cfg, tokenizer, cfg.seed), opt, rng=jax.random.PRNGKey(cfg.seed))
+  state = distributed.replicate_host_local(state, mesh)  # the counters and key, as the step returns them
   state = T.train(state, T.make_train_step(graphdef, T.objectives.sft_loss(), opt), batch_fn, num_steps=s.steps,
                   writer=writer, phase="sft", checkpointer=T.Checkpointer(os.path.join(workdir, "ckpt", "sft")),
                   log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, tokens_fn=lambda bt: bt["mask"].sum())
@@ -105,13 +128,23 @@ def _rows(batch_prompts, rows):
 def _evaluator(cfg, graphdef, heldout, tokenizer, reward):
   rows = [dict(r) for r in heldout.select(range(min(cfg.eval.n_prompts, len(heldout))))]
   ids, mask = encode_prompts(tokenizer, [r["prompt"] for r in rows], max_len=cfg.rl.max_prompt_len)
+  mesh = _mesh(cfg)
   return make_evaluator(graphdef, ids, mask, rows, reward, k=cfg.eval.k, max_new_tokens=cfg.rl.max_new_tokens,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, seed=cfg.seed)
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, seed=cfg.seed,
+                        sharding=None if mesh is None else sharding.batch_sharding(mesh))
 
 
 def _policy_model(cfg, tokenizer, sft_params, critic: bool):
+  """The SFT policy, with fresh LoRA adapters on its frozen weights when `lora.enabled` (the adapted policy
+  starts equal to the SFT one), and a value head for critic presets."""
   model = make_model(cfg, tokenizer, cfg.seed)
   nnx.update(model, sft_params)
+  if cfg.lora.enabled:
+    c = cfg.lora
+    lora.apply_lora(model, lora.LoRAConfig(rank=c.rank, alpha=c.alpha, dropout=c.dropout, targets=tuple(c.targets),
+                                           use_rslora=c.use_rslora), rngs=nnx.Rngs(cfg.seed + 2))
+    if (mesh := _mesh(cfg)) is not None:
+      sharding.shard_model(model, mesh)  # places the new adapters
   return online.ActorCritic(model, rngs=nnx.Rngs(cfg.seed + 1)) if critic else model
 
 
@@ -119,11 +152,13 @@ def rl_phase(cfg, workdir, writer, name, seed, algo, stream, eval_fn, sft_params
   """One RL run of preset `name` from the SFT parameters; returns the final state."""
   model = _policy_model(cfg, tokenizer, sft_params, bool(algo.config.critic.enabled))
   opt = T.make_optimizer(cfg.rl.lr, name=cfg.rl.optimizer)
+  mesh = _mesh(cfg)
   _, state = algo.init_state(model, opt, rng=jax.random.PRNGKey(seed))
+  state = distributed.replicate_host_local(state, mesh)  # counters, key and a critic's fresh head
 
-  def prompt_fn(pos):
+  def prompt_fn(pos):  # this process's prompts, as rows of the global batch; `rows` stay per process
     b = stream.batch(pos)
-    return b.ids, b.mask, _rows(b.prompts, b.rows), None
+    return *_global(mesh, (b.ids, b.mask)), _rows(b.prompts, b.rows), None
 
   phase = f"{name}/seed{seed}"
   step_fn = online.online_step(algo, algo.make_step(opt), prompt_fn, seed=seed)
@@ -154,9 +189,9 @@ def run(cfg) -> dict:
     reward = TextReward(tokenizer, pool)
     stream = PromptDataset(rl_train, tokenizer, batch_size=cfg.rl.prompts, max_prompt_len=cfg.rl.max_prompt_len,
                            seed=cfg.seed)
-    graphdef = nnx.graphdef(_policy_model(cfg, tokenizer, sft_params, critic=False))
+    graphdef, sft_policy = nnx.split(_policy_model(cfg, tokenizer, sft_params, critic=False), nnx.Param)
     eval_fn = _evaluator(cfg, graphdef, heldout, tokenizer, reward)
-    sft_eval = eval_fn(sft_params)
+    sft_eval = eval_fn(sft_policy)  # with LoRA: the SFT weights plus adapters that change nothing yet
     rows, times = [], {}
     for name in cfg.rl.algorithms:
       preset = algorithms.get(name)
@@ -164,7 +199,8 @@ def run(cfg) -> dict:
       policy_def = nnx.graphdef(_policy_model(cfg, tokenizer, sft_params, critic))
       algo = online.make_online_rl(preset, graphdef=policy_def, reward_fn=reward, group_size=cfg.rl.group_size,
                                    max_new_tokens=cfg.rl.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                                   pad_token_id=tokenizer.pad_token_id, temperature=cfg.rl.temperature)
+                                   pad_token_id=tokenizer.pad_token_id, temperature=cfg.rl.temperature,
+                                   overlap=cfg.rl.overlap)
       run_eval = eval_fn if not critic else (lambda st: eval_fn(st.params["policy"]))
       for seed in cfg.rl.seeds:
         t1 = time.perf_counter()
@@ -176,6 +212,7 @@ def run(cfg) -> dict:
           rows.append({"algorithm": name, "seed": seed, "family": fam, **{f"sft_{m}": v for m, v in before.items()},
                        **{f"rl_{m}": v for m, v in after.items()}})
   writer.close()
+  distributed.barrier("metrics")  # process 0 has written every line of metrics.jsonl
   curves = {}
   for name in cfg.rl.algorithms:
     for seed in cfg.rl.seeds:

@@ -27,6 +27,7 @@ from flax import nnx
 
 from rljax import sampling
 from rljax import training as T
+from rljax.data import packing
 from rljax.data import sentiment as S
 from experiments import cli
 from rljax.models.config import DecoderConfig
@@ -54,16 +55,26 @@ def _phase(cfg, workdir, writer, model, loss_fn, batch_fn, *, name, phase_cfg, t
   return nnx.merge(graphdef, state.params), time.perf_counter() - t0
 
 
+def _tokens(batch):
+  """Real tokens of a padded or packed (SFT or pair) batch, for tokens/s."""
+  return sum(batch[k].sum() for k in ("mask", "chosen_mask", "rejected_mask") if k in batch)
+
+
 def sft(cfg, workdir, writer):
-  tokens, mask = (jnp.asarray(a) for a in S.sft_corpus(cfg.seed, cfg.sft.n_examples, max_len=cfg.sft.max_len))
+  tokens, mask = S.sft_corpus(cfg.seed, cfg.sft.n_examples, max_len=cfg.sft.max_len)
+  data = {"tokens": tokens, "mask": mask, "loss_mask": mask}
   n, b = cfg.sft.n_examples, cfg.sft.batch
+  if cfg.sft.pack:  # several reviews per `max_len` row, about `batch` of them per step (rljax.data.packing)
+    data, stats = packing.pack_padded(data, row_len=cfg.sft.max_len)
+    n, b = stats["rows"], packing.rows_per_step(b, stats)
+  data = {k: jnp.asarray(v) for k, v in data.items()}
 
   def batch_fn(pos):
     idx = np.random.default_rng([cfg.seed, pos]).choice(n, b, replace=False)
-    return {"tokens": tokens[idx], "mask": mask[idx], "loss_mask": mask[idx]}
+    return {k: v[idx] for k, v in data.items()}
 
   return _phase(cfg, workdir, writer, make_model(cfg), T.objectives.sft_loss(), batch_fn, name="sft",
-                phase_cfg=cfg.sft, tokens_fn=lambda bt: bt["mask"].sum())
+                phase_cfg=cfg.sft, tokens_fn=_tokens)
 
 
 def sample(model, prompt, key, cfg):
@@ -107,15 +118,21 @@ def preference_phase(cfg, workdir, writer, name, data, sft_params):
   if name != "dpo":
     kwargs["epsilon"] = cfg.dpo.epsilon
   n, b = data["chosen_tokens"].shape[0], min(cfg.dpo.batch, data["chosen_tokens"].shape[0])
-
-  def batch_fn(pos):
-    idx = np.random.default_rng([cfg.seed, 7, pos]).choice(n, b, replace=False)
-    return jax.tree.map(lambda x: x[idx], data)
+  pick = lambda pos: np.random.default_rng([cfg.seed, 7, pos]).choice(n, b, replace=False)
+  batch_fn = lambda pos: jax.tree.map(lambda x: x[pick(pos)], data)
+  if cfg.dpo.pack:
+    # Each step's 2b responses packed into rows of twice the padded length; at least the rows the whole data
+    # set needs per 2b responses plus 10% for batch-to-batch variation, so the shape rarely changes (a batch
+    # that needs more rows compiles once more).
+    host, length = jax.device_get(data), 2 * data["chosen_tokens"].shape[1]
+    rows = int(np.ceil(1.1 * packing.rows_per_step(2 * b, packing.pack_pairs(host, row_len=length)[1])))
+    batch_fn = lambda pos: packing.pack_pairs(jax.tree.map(lambda x: x[pick(pos)], host), row_len=length,
+                                              min_rows=rows)[0]
 
   model = make_model(cfg)
   nnx.update(model, sft_params)
   return _phase(cfg, workdir, writer, model, T.objectives.preference_loss(name, **kwargs), batch_fn, name=name,
-                phase_cfg=cfg.dpo, tokens_fn=lambda bt: bt["chosen_mask"].sum() + bt["rejected_mask"].sum())
+                phase_cfg=cfg.dpo, tokens_fn=_tokens)
 
 
 def evaluate(cfg, policies: dict, sft_model) -> list[dict]:

@@ -129,7 +129,7 @@ def assert_oscillation(x: np.ndarray, *, max_autocorr: float = -0.2, lag: int = 
 
 
 def hf_model(family: str, tied: bool = False):
-  """A tiny random transformers model of `family` (llama, qwen2, gpt2) for parity tests; norms and
+  """A tiny random transformers model of `family` (llama, qwen2, qwen3, gpt2) for parity tests; norms and
   biases perturbed away from their initial values so that their mapping is tested too."""
   import torch
   import transformers
@@ -145,6 +145,9 @@ def hf_model(family: str, tied: bool = False):
                 tie_word_embeddings=tied, rms_norm_eps=1e-6, **ids)
   if family == "llama":
     model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
+  elif family == "qwen3":
+    # head_dim 8 != hidden_size / heads = 16, as in real Qwen3 checkpoints.
+    model = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(head_dim=8, **common))
   else:
     model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**common))
   # Random init leaves norms at 1 and biases at 0; perturb them so the mapping of those is tested too.

@@ -1,9 +1,11 @@
 """`DecoderConfig`: one frozen description of a decoder-only LM, built from a transformers config.json.
 
-Three families share one decoder (`rljax.models.decoder.Decoder`):
+Four families share one decoder (`rljax.models.decoder.Decoder`):
 
   llama: RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, optionally tied embeddings.
   qwen2: llama plus a bias on the q/k/v projections.
+  qwen3: llama plus QK-norm (an RMSNorm over head_dim on each query and key head, after the
+         projection and before RoPE); `attention_bias` biases q/k/v and o; head_dim is explicit.
   gpt2:  learned absolute positions, LayerNorm (with bias), GELU-tanh MLP, biases everywhere, tied
          embeddings; the fused `c_attn` projection is split into q/k/v at load time.
 
@@ -18,13 +20,15 @@ from typing import Any
 
 import jax.numpy as jnp
 
-FAMILIES = ("llama", "qwen2", "gpt2")
+FAMILIES = ("llama", "qwen2", "qwen3", "gpt2")
 ACTIVATIONS = ("silu", "gelu_new", "gelu_pytorch_tanh", "gelu")
 ROPE_TYPES = ("default", "llama3")
+ATTENTION_IMPLEMENTATIONS = ("auto", "einsum", "xla", "cudnn", "splash")
 
 _ARCHITECTURES = {
     "llama": "LlamaForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
     "gpt2": "GPT2LMHeadModel",
 }
 
@@ -44,10 +48,13 @@ class DecoderConfig:
   O(B T (n_heads T + d_ff + d_model)) to O(B T d_model), for about one extra forward pass of compute
   (~+33% FLOPs of a training step). Gradients are unchanged. It does not affect `decode`.
 
-  `attention` picks the attention kernel: "einsum" (default: scores, float32 softmax and the weighted
-  sum written out, materialising [B, n_heads, T, S] scores) or "dot_product"
-  (`jax.nn.dot_product_attention`, which on GPU dispatches to a fused cuDNN kernel when the shapes and
-  dtypes allow and otherwise runs the same math through XLA).
+  `attention` picks the self-attention kernel (`rljax.models.attention`): "auto" (default) takes cuDNN's
+  fused flash kernel on a CUDA GPU in bf16/fp16 ("xla" otherwise), the Pallas splash kernel on TPU and
+  "einsum" on CPU; "einsum" writes out float32 [B, n_heads, T, S] scores; "xla" and "cudnn" call
+  `jax.nn.dot_product_attention` with is_causal and sequence lengths instead of a dense mask, which
+  requires each row's real tokens to be one contiguous run (left-padded prompt + completion + trailing
+  padding; packed rows use their segment ids); "splash" is the TPU kernel. KV-cache decoding always
+  uses "einsum".
 
   `activation_rules` maps the logical names of activations (batch, length, act_embed, act_heads,
   act_kv_heads, act_mlp, act_vocab) to mesh axes, as (name, axes) pairs; None uses
@@ -81,12 +88,12 @@ class DecoderConfig:
   param_dtype: Any = jnp.float32
   compute_dtype: Any = jnp.float32
   remat: bool = False
-  attention: str = "einsum"
+  attention: str = "auto"
   activation_rules: Any = None
 
   def __post_init__(self):
-    if self.attention not in ("einsum", "dot_product"):
-      raise ValueError(f"`attention` must be 'einsum' or 'dot_product', got {self.attention!r}.")
+    if self.attention not in ATTENTION_IMPLEMENTATIONS:
+      raise ValueError(f"`attention` must be one of {ATTENTION_IMPLEMENTATIONS}, got {self.attention!r}.")
     if self.family not in FAMILIES:
       raise ValueError(f"Unknown architecture family {self.family!r}; supported: {FAMILIES}.")
     if self.activation not in ACTIVATIONS:
@@ -108,8 +115,13 @@ class DecoderConfig:
 
   @property
   def o_bias(self) -> bool:
-    """GPT-2 and llama with `attention_bias=True` also bias the output projection; qwen2 does not."""
-    return self.family == "gpt2" or (self.family == "llama" and self.qkv_bias)
+    """GPT-2, and llama/qwen3 with `attention_bias=True`, also bias the output projection; qwen2 does not."""
+    return self.family == "gpt2" or (self.family in ("llama", "qwen3") and self.qkv_bias)
+
+  @property
+  def qk_norm(self) -> bool:
+    """qwen3 RMS-normalises each query and key head over head_dim (learned scale [head_dim] per layer)."""
+    return self.family == "qwen3"
 
   @classmethod
   def from_hf(cls, hf: dict[str, Any], *, param_dtype: Any = jnp.float32,
@@ -144,8 +156,9 @@ class DecoderConfig:
 
     if hf.get("mlp_bias"):
       raise ValueError(f"{family} config option `mlp_bias=True` is not supported.")
-    if family == "qwen2" and hf.get("use_sliding_window"):
-      raise ValueError("qwen2 config option `use_sliding_window=True` is not supported.")
+    if hf.get("use_sliding_window") or "sliding_attention" in (hf.get("layer_types") or ()):
+      raise ValueError(f"{family} sliding-window attention (`use_sliding_window=True` or sliding "
+                       "`layer_types`) is not supported.")
     d, n_heads = hf["hidden_size"], hf["num_attention_heads"]
     # v5 keeps rope settings in `rope_parameters`; v4 used top-level `rope_theta` / `rope_scaling`.
     rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
@@ -160,7 +173,8 @@ class DecoderConfig:
     return cls(
         d_model=d, n_layers=hf["num_hidden_layers"], n_heads=n_heads,
         n_kv_heads=hf.get("num_key_value_heads") or n_heads,
-        head_dim=hf.get("head_dim") or d // n_heads, d_ff=hf["intermediate_size"],
+        # transformers' Qwen3Config defaults head_dim to 128 rather than hidden_size / heads.
+        head_dim=hf.get("head_dim") or (128 if family == "qwen3" else d // n_heads), d_ff=hf["intermediate_size"],
         max_positions=hf.get("max_position_embeddings", 2048), norm_eps=hf.get("rms_norm_eps", 1e-6),
         activation=hf.get("hidden_act", "silu"),
         tie_word_embeddings=hf.get("tie_word_embeddings", False),
@@ -196,7 +210,7 @@ class DecoderConfig:
                head_dim=self.head_dim, intermediate_size=self.d_ff,
                max_position_embeddings=self.max_positions, rms_norm_eps=self.norm_eps,
                hidden_act=self.activation, rope_parameters=rope, rope_theta=self.rope_theta)
-    if self.family == "llama":
+    if self.family in ("llama", "qwen3"):
       out["attention_bias"] = self.qkv_bias
     elif not self.qkv_bias:
       raise ValueError("qwen2 always has a q/k/v bias; `qkv_bias=False` cannot be saved as qwen2.")

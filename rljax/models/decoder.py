@@ -1,4 +1,4 @@
-"""One Flax NNX decoder-only transformer for the llama, qwen2 and gpt2 families.
+"""One Flax NNX decoder-only transformer for the llama, qwen2, qwen3 and gpt2 families.
 
 Each block is pre-norm:
 
@@ -12,8 +12,10 @@ Attention over T queries and S = T keys, with n_heads query heads sharing n_kv_h
 
 The mask is causal in array index, and positions are explicit: with left padding the first real token
 sits at index > 0 but must get position 0, so by default positions = cumsum(attention_mask) - 1.
-RoPE (llama/qwen2) rotates each (i, i + head_dim/2) pair of q and k by angle position * inv_freq[i];
-GPT-2 adds a learned position embedding instead.
+RoPE (llama/qwen2/qwen3) rotates each (i, i + head_dim/2) pair of q and k by angle position * inv_freq[i];
+GPT-2 adds a learned position embedding instead. qwen3 first RMS-normalises each head of q and k over
+head_dim (QK-norm, its own scale per layer). The kernel computing the softmax is chosen by
+`DecoderConfig.attention` (see rljax.models.attention).
 
 Packed sequences: with `segment_ids` i[B, T], token t may attend to s only if also
 segment_ids[t] = segment_ids[s], and positions restart at 0 at the start of each segment. Segments
@@ -44,8 +46,10 @@ import numpy as np
 from flax import nnx
 
 from rljax import sharding
+from rljax.models import attention
 from rljax.models import cache as kv_cache
 from rljax.models.config import DecoderConfig
+from rljax.ops.linear import linear
 
 _INIT_STD = 0.02
 
@@ -86,15 +90,21 @@ class Norm(nnx.Module):
     self.bias_d = None if self.rms else _param(rngs, (cfg.d_model,), ("embed",), cfg.param_dtype, "zeros")
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x32 = x.astype(jnp.float32)
     if self.rms:
-      y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
-      return (y * self.scale_d[...].astype(jnp.float32)).astype(x.dtype)
+      return rms_norm(x, self.scale_d, self.eps)
+    x32 = x.astype(jnp.float32)
     mu = jnp.mean(x32, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x32 - mu), axis=-1, keepdims=True)
     y = (x32 - mu) * jax.lax.rsqrt(var + self.eps)
     y = y * self.scale_d[...].astype(jnp.float32) + self.bias_d[...].astype(jnp.float32)
     return y.astype(x.dtype)
+
+
+def rms_norm(x: jax.Array, scale: nnx.Param, eps: float) -> jax.Array:
+  """x / sqrt(mean(x^2) + eps) * scale over the last axis, statistics in float32."""
+  x32 = x.astype(jnp.float32)
+  y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+  return (y * scale[...].astype(jnp.float32)).astype(x.dtype)
 
 
 def rope_inv_freq(cfg: DecoderConfig) -> np.ndarray:
@@ -146,9 +156,13 @@ class Attention(nnx.Module):
     else:
       self.q_bias_nh = self.k_bias_kh = self.v_bias_kh = None
     self.o_bias_d = _param(rngs, (d,), ("embed",), dt, "zeros") if cfg.o_bias else None
+    # QK-norm scales, shared by all heads (HF q_norm / k_norm).
+    self.q_norm_h = _param(rngs, (h,), ("head_dim",), dt, "ones") if cfg.qk_norm else None
+    self.k_norm_h = _param(rngs, (h,), ("head_dim",), dt, "ones") if cfg.qk_norm else None
 
-  def __call__(self, x: jax.Array, positions: jax.Array, mask: jax.Array, kv=None, index=None):
-    """x: [B, T, d]; positions: int[B, T]; mask: bool[B, T, S] (True = may attend).
+  def __call__(self, x: jax.Array, positions: jax.Array, mask, kv=None, index=None):
+    """x: [B, T, d]; positions: int[B, T]; mask: an `attention.SelfMask` without `kv`, else a dense
+    bool[B, T, S] (True = may attend).
 
     Without `kv`, S = T and the keys are this call's own tokens; returns y [B, T, d]. With `kv` =
     (k, v) cache buffers [B, S, k, h], this call's keys/values are first written at slots
@@ -156,13 +170,15 @@ class Attention(nnx.Module):
     """
     cfg = self.cfg
     ct = cfg.compute_dtype
-    proj = lambda w, b, eq: _add_bias(jnp.einsum(eq, x, w[...].astype(ct)), b, ct)
-    q = proj(self.q_proj_dnh, self.q_bias_nh, "btd,dnh->btnh")
-    k = proj(self.k_proj_dkh, self.k_bias_kh, "btd,dkh->btkh")
-    v = proj(self.v_proj_dkh, self.v_bias_kh, "btd,dkh->btkh")
+    proj = lambda name, b, eq: _add_bias(_project(self, name, x, eq), b, ct)
+    q = proj("q_proj_dnh", self.q_bias_nh, "btd,dnh->btnh")
+    k = proj("k_proj_dkh", self.k_bias_kh, "btd,dkh->btkh")
+    v = proj("v_proj_dkh", self.v_bias_kh, "btd,dkh->btkh")
     q = _shard(cfg, q, "batch", "length", "act_heads", "head_dim")
     k = _shard(cfg, k, "batch", "length", "act_kv_heads", "head_dim")
     v = _shard(cfg, v, "batch", "length", "act_kv_heads", "head_dim")
+    if cfg.qk_norm:
+      q, k = rms_norm(q, self.q_norm_h, cfg.norm_eps), rms_norm(k, self.k_norm_h, cfg.norm_eps)
     if cfg.uses_rope:
       inv_freq = rope_inv_freq(cfg)
       q, k = apply_rope(q, positions, inv_freq), apply_rope(k, positions, inv_freq)
@@ -171,22 +187,19 @@ class Attention(nnx.Module):
       new_kv = (kv_cache.write(kv[0], k, index), kv_cache.write(kv[1], v, index))
       new_kv = tuple(_shard(cfg, c, "batch", "length", "act_kv_heads", "head_dim") for c in new_kv)
       k, v = new_kv[0].astype(ct), new_kv[1].astype(ct)
-    b, t = x.shape[:2]
-    if cfg.attention == "dot_product":
-      out = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None])
-      y = _add_bias(jnp.einsum("btnh,nhd->btd", out, self.o_proj_nhd[...].astype(ct)), self.o_bias_d, ct)
-      return y if kv is None else (y, new_kv)
-    g = cfg.n_heads // cfg.n_kv_heads
-    # Query head j uses kv head j // g (HF `repeat_kv` order), so split n as (k, g).
-    q = q.reshape(b, t, cfg.n_kv_heads, g, cfg.head_dim)
-    scores = jnp.einsum("btkgh,bskh->bkgts", q, k, preferred_element_type=jnp.float32)
-    scores = scores / math.sqrt(cfg.head_dim)
-    # A finite floor (not -inf) keeps fully masked rows (padding queries) NaN-free.
-    scores = jnp.where(mask[:, None, None], scores, jnp.finfo(jnp.float32).min)
-    probs = jax.nn.softmax(scores, axis=-1).astype(ct)
-    out = jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(b, t, cfg.n_heads, cfg.head_dim)
-    y = _add_bias(jnp.einsum("btnh,nhd->btd", out, self.o_proj_nhd[...].astype(ct)), self.o_bias_d, ct)
+    out = attention.attend(cfg, q, k, v, mask)
+    y = _add_bias(_project(self, "o_proj_nhd", out, "btnh,nhd->btd"), self.o_bias_d, ct)
     return y if kv is None else (y, new_kv)
+
+
+def _project(module: nnx.Module, name: str, x: jax.Array, eq: str) -> jax.Array:
+  """einsum(eq, x, W) for the kernel W = `module.<name>` in compute dtype, plus the LoRA update of the adapter
+  `module.<target>_lora` when one is attached (target = name without its axis letters, e.g. q_proj; see
+  rljax.models.lora). `eq` contracts the trailing axes of x with the leading (input) axes of W; the einsum is
+  `rljax.ops.linear.linear`, whose weight gradient XLA:CPU runs at full matmul speed."""
+  y = linear(eq, x, getattr(module, name)[...].astype(module.cfg.compute_dtype))
+  adapter = getattr(module, name.rpartition("_")[0] + "_lora", None)
+  return y if adapter is None else y + adapter(x)
 
 
 def _add_bias(y: jax.Array, bias: nnx.Param | None, ct) -> jax.Array:
@@ -215,14 +228,14 @@ class MLP(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     ct = self.cfg.compute_dtype
-    up = _add_bias(jnp.einsum("btd,df->btf", x, self.up_proj_df[...].astype(ct)), self.up_bias_f, ct)
+    up = _add_bias(_project(self, "up_proj_df", x, "btd,df->btf"), self.up_bias_f, ct)
     if self.gate_proj_df is not None:
-      gate = jnp.einsum("btd,df->btf", x, self.gate_proj_df[...].astype(ct))
+      gate = _project(self, "gate_proj_df", x, "btd,df->btf")
       hidden = _activation(self.cfg.activation, gate) * up
     else:
       hidden = _activation(self.cfg.activation, up)
     hidden = _shard(self.cfg, hidden, "batch", "length", "act_mlp")
-    y = jnp.einsum("btf,fd->btd", hidden, self.down_proj_fd[...].astype(ct))
+    y = _project(self, "down_proj_fd", hidden, "btf,fd->btd")
     return _add_bias(y, self.down_bias_d, ct)
 
 
@@ -313,20 +326,19 @@ class Decoder(nnx.Module):
 
     tokens: int[B, T]; attention_mask: [B, T] (1 = real token; default all real); positions: int[B, T]
     (default cumsum(mask) - 1, restarted per segment when `segment_ids` is given); segment_ids: int[B, T]
-    for packed rows, attention is restricted to equal ids.
+    for packed rows, attention is restricted to equal ids. Without segment ids, the "xla"/"cudnn" kernels
+    (GPU default) need each row's real tokens to be one contiguous run (see rljax.models.attention).
     """
+    # Causal & real key & same segment; each kernel builds its own form of it. Without a mask every
+    # token is real, which the fused kernels take as plain causal attention.
+    mask = attention.SelfMask(None if attention_mask is None else attention_mask.astype(jnp.bool_), segment_ids)
     attention_mask = self._check_inputs(tokens, attention_mask, positions, segment_ids)
-    t = tokens.shape[1]
     if positions is None:
       if segment_ids is None:
         # Left padding: the first real token gets position 0; pad slots clip to 0 (never attended).
         positions = jnp.maximum(jnp.cumsum(attention_mask.astype(jnp.int32), axis=-1) - 1, 0)
       else:
         positions = segment_positions(attention_mask, segment_ids)
-    causal = jnp.tril(jnp.ones((t, t), jnp.bool_))
-    mask = causal[None] & attention_mask[:, None, :]  # [B, T, S]
-    if segment_ids is not None:
-      mask = mask & (segment_ids[:, :, None] == segment_ids[:, None, :])
     x = self._embed(tokens, positions)
     forward = _remat_block_forward if self.cfg.remat else _block_forward
     for layer in self.layers:

@@ -185,14 +185,15 @@ def lm_head_weights(model) -> jax.Array:
 
 
 def model_token_logps(model, tokens: jax.Array, targets: jax.Array, attention_mask: jax.Array | None = None,
-                      positions: jax.Array | None = None, *, chunk_size: ChunkSize = "auto") -> jax.Array:
-  """`token_logps(model(tokens, attention_mask, positions), targets)` via the fused head: `f32[B, T]`.
+                      positions: jax.Array | None = None, *, segment_ids: jax.Array | None = None,
+                      chunk_size: ChunkSize = "auto") -> jax.Array:
+  """`token_logps(model(tokens, attention_mask, positions, segment_ids), targets)` via the fused head: `f32[B, T]`.
 
-  The backbone runs as usual (`model.hidden_states`); only the LM head and log-softmax are fused, so
-  the `[B, T, V]` logits never exist. Tied and untied heads are both handled (`lm_head_weights`).
-  Gradients reach every model parameter (use under `nnx.grad` / `nnx.value_and_grad`).
+  The backbone runs as usual (`model.hidden_states`; `segment_ids` for packed rows); only the LM head and
+  log-softmax are fused, so the `[B, T, V]` logits never exist. Tied and untied heads are both handled
+  (`lm_head_weights`). Gradients reach every model parameter (use under `nnx.grad` / `nnx.value_and_grad`).
   """
-  hidden = model.hidden_states(tokens, attention_mask=attention_mask, positions=positions)
+  hidden = model.hidden_states(tokens, attention_mask=attention_mask, positions=positions, segment_ids=segment_ids)
   return lm_head_token_logps(hidden, lm_head_weights(model), targets, chunk_size=chunk_size)
 
 

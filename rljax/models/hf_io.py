@@ -2,8 +2,9 @@
 
 Every HF tensor maps to one or more NNX parameters through a pair of layout transforms:
 
-  llama/qwen2 `nn.Linear` weights are [out, in]; our kernels are [in, ...], so they are transposed
-  and the head axis is split out: q_proj.weight [n*h, d] -> q_proj_dnh [d, n, h].
+  llama/qwen2/qwen3 `nn.Linear` weights are [out, in]; our kernels are [in, ...], so they are transposed
+  and the head axis is split out: q_proj.weight [n*h, d] -> q_proj_dnh [d, n, h]. qwen3's QK-norm
+  scales q_norm.weight / k_norm.weight [h] map as they are.
   GPT-2 `Conv1D` weights are already [in, out]; the fused c_attn [d, 3d] splits into q, k, v.
 
 Loading is strict: an unknown model_type, a missing or unexpected tensor, or a shape mismatch raises
@@ -95,6 +96,9 @@ def _entries(cfg: DecoderConfig) -> list[_Entry]:
           A + ("o_proj_nhd",), lambda w: w.T.reshape(n, h, d), lambda w: w.reshape(n * h, d).T))
       if cfg.o_bias:
         add(p + "self_attn.o_proj.bias", _one(A + ("o_bias_d",)))
+      if cfg.qk_norm:
+        add(p + "self_attn.q_norm.weight", _one(A + ("q_norm_h",)))
+        add(p + "self_attn.k_norm.weight", _one(A + ("k_norm_h",)))
       add(p + "mlp.gate_proj.weight", _one(M + ("gate_proj_df",), T, T))
       add(p + "mlp.up_proj.weight", _one(M + ("up_proj_df",), T, T))
       add(p + "mlp.down_proj.weight", _one(M + ("down_proj_fd",), T, T))

@@ -14,8 +14,13 @@ Prompts are left-padded, so every row's last prompt column is a real token and t
 logits start every row. Rows that emit an EOS id stop: later columns hold `pad_token_id` with mask 0,
 and the loop exits as soon as every row has stopped. Sampling parameters are traced arrays, so
 changing them reuses the compiled program; the shapes that do compile are (batch, prompt length,
-max_new_tokens, cache length), and the cache length is rounded up to a multiple of `bucket` so nearby
-prompt lengths share one executable.
+max_new_tokens, cache length). Every step attends over the whole cache, so by default it is only as long
+as it must be, P + max_new_tokens rounded up to a multiple of `bucket` (a coarser rounding would save
+no compilation: the prompt length is part of the compiled shape already).
+
+Per step the work is the model's decode plus a few passes over the vocabulary: the processors never sort
+(`rljax.ops.masks`), the token is drawn by inverting the CDF at one uniform per row (all drawn before
+the loop, `processors.draw`), and with no processor at all the drawn-from log-prob is also the model's.
 
 The cache lives inside the compiled program as a loop carry of `lax.while_loop`, which XLA updates in
 place — the effect of donating it between steps, without a host round trip per token.
@@ -74,7 +79,8 @@ def generate(model: nnx.Module, prompt_tokens: jax.Array, prompt_mask: jax.Array
              eos_token_id: int | tuple[int, ...] | None = None, pad_token_id: int = 0,
              mixture_model: nnx.Module | None = None, mixture_alpha=0.0,
              mask_model: nnx.Module | None = None, mask_top_p=0.9, mask_min_keep: int = 1,
-             mask_always_keep: int | tuple[int, ...] | None = None, cache_len: int | None = None, cache_dtype: Any = None, bucket: int = 64) -> Rollout:
+             mask_always_keep: int | tuple[int, ...] | None = None, cache_len: int | None = None,
+             cache_dtype: Any = None, bucket: int = 16) -> Rollout:
   """Samples `max_new_tokens` continuations of left-padded prompts with `model`'s KV-cache decoder.
 
   Args:
@@ -131,34 +137,44 @@ def _generate(graphdefs, states, prompt, prompt_mask, key, params, alpha, mask_t
     outs = [m.decode(tokens, c, attention_mask=mask) for m, c in zip(models, caches)]
     return [o[0][:, -1] for o in outs], [o[1] for o in outs]
 
-  def choose(key, logits):
+  def choose(u, logits):
     x = logits[0]
     if has_mixture:
       x = processors.geometric_mixture(x, logits[1], alpha=alpha)
     if has_mask:
       always = jnp.zeros(x.shape[-1], bool).at[jnp.clip(keep_ids, 0)].max(keep_ids >= 0)
       x = processors.nlpo_mask(x, logits[-1], top_p=mask_top_p, min_keep=mask_min_keep, always_keep=always)
-    logq = processors.process_logits(x, params)
-    token = jnp.where(params.greedy, jnp.argmax(logq, -1), jax.random.categorical(key, logq, axis=-1))
-    pick = lambda lp: jnp.take_along_axis(lp, token[:, None], axis=-1)[:, 0]
-    logprob = jnp.where(params.greedy, 0.0, pick(logq))
-    return token.astype(jnp.int32), logprob, pick(jax.nn.log_softmax(logits[0].astype(jnp.float32), -1))
+    token, logprob = processors.sample(x, u, params)
+    raw = logits[0].astype(jnp.float32)
+
+    def model_logprob():
+      return jnp.take_along_axis(raw, token[:, None], axis=-1)[:, 0] - jax.nn.logsumexp(raw, axis=-1)
+
+    if has_mixture or has_mask:
+      return token, logprob, model_logprob()
+    # Unprocessed sampling draws from the policy itself: its log-prob is the model's, without another pass.
+    return token, logprob, jax.lax.cond(processors.unprocessed(params), lambda: logprob, model_logprob)
 
   caches = [m.init_cache(b, cache_len, cache_dtype) for m in models]
-  logits, caches = decode(caches, prompt, prompt_mask)
+  if prompt.shape[1] > 1:
+    # Only the last column's logits are used: prefill the others (their LM head is dead code) and decode
+    # the last column alone, so the head runs on B tokens instead of B·P.
+    _, caches = decode(caches, prompt[:, :-1], prompt_mask[:, :-1])
+  logits, caches = decode(caches, prompt[:, -1:], prompt_mask[:, -1:])
+  # One uniform per row and step, all drawn here: the loop itself generates no random numbers.
+  uniforms = jax.random.uniform(key, (max_new_tokens, b))
   out = dict(tokens=jnp.full((b, max_new_tokens), pad, jnp.int32),
              logprobs=jnp.zeros((b, max_new_tokens), jnp.float32),
              model_logprobs=jnp.zeros((b, max_new_tokens), jnp.float32),
              mask=jnp.zeros((b, max_new_tokens), jnp.bool_))
 
   def cond(carry):
-    i, _, _, _, done, _ = carry
+    i, _, _, done, _ = carry
     return (i < max_new_tokens) & ~jnp.all(done)
 
   def body(carry):
-    i, key, logits, caches, done, out = carry
-    key, sub = jax.random.split(key)
-    token, logprob, model_logprob = choose(sub, logits)
+    i, logits, caches, done, out = carry
+    token, logprob, model_logprob = choose(uniforms[i], logits)
     live = ~done
     token = jnp.where(live, token, pad)
     col = lambda name, v: jax.lax.dynamic_update_slice(out[name], v[:, None].astype(out[name].dtype), (0, i))
@@ -167,9 +183,9 @@ def _generate(graphdefs, states, prompt, prompt_mask, key, params, alpha, mask_t
                mask=col("mask", live))
     done = done | jnp.isin(token, eos)
     logits, caches = decode(caches, token[:, None], live[:, None])
-    return i + 1, key, logits, caches, done, out
+    return i + 1, logits, caches, done, out
 
-  init = (jnp.zeros((), jnp.int32), key, logits, caches, jnp.zeros((b,), jnp.bool_), out)
+  init = (jnp.zeros((), jnp.int32), logits, caches, jnp.zeros((b,), jnp.bool_), out)
   *_, out = jax.lax.while_loop(cond, body, init)
   return Rollout(out["tokens"], out["logprobs"], out["model_logprobs"], out["mask"],
                  out["mask"].sum(-1).astype(jnp.int32))

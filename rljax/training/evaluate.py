@@ -30,17 +30,22 @@ from flax import nnx
 
 from rljax import sampling
 from rljax.tasks.evaluation import CORRECT_AT, accuracy_table
+from rljax.training import distributed
 from rljax.training.online import policy_of
 
 
 def make_evaluator(graphdef, prompts, prompt_mask, rows: Sequence[Mapping], reward_fn: Callable, *, k: int,
                    max_new_tokens: int, eos_token_id, pad_token_id: int = 0, temperature: float = 1.0,
-                   greedy: bool = True, seed: int = 0, prefix: str = "eval/") -> Callable:
+                   greedy: bool = True, seed: int = 0, prefix: str = "eval/",
+                   sharding: jax.sharding.NamedSharding | None = None) -> Callable:
   """`eval_fn(state) -> dict` of held-out accuracy (module docstring) for `rljax.training.train`.
 
   `reward_fn` is a host reward (`on_host = True`, e.g. `rljax.rewards.TextReward`) or a jittable
   `reward_fn(tokens, response_mask) -> f[B]`; `rows` are the prompts' dataset rows (with `family`
   and `difficulty` for the per-family table). `state` is a `TrainState` or a parameter state.
+  With `sharding` (the run's `rljax.sharding.batch_sharding`) the prompts are sampled data-parallel,
+  each process placing its rows (`distributed.process_rows`); the samples are then gathered, and every
+  process scores every row and returns the same table (every process holds all of `rows`).
   """
   prompts, prompt_mask = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_mask, bool)
   if prompts.ndim != 2 or prompt_mask.shape != prompts.shape or len(rows) != prompts.shape[0]:
@@ -57,7 +62,7 @@ def make_evaluator(graphdef, prompts, prompt_mask, rows: Sequence[Mapping], rewa
     return jnp.asarray(reward_fn(full, jnp.concatenate([jnp.zeros_like(pm), mask], 1)), jnp.float32)
 
   @jax.jit
-  def _sample(params, key):
+  def _sample(params, key, prompts, prompt_mask):
     model = policy_of(nnx.merge(graphdef, params))
     p, pm = jnp.repeat(prompts, k, axis=0), jnp.repeat(prompt_mask, k, axis=0)
     r = sampling.generate(model, p, pm, key=key, temperature=temperature, **gen)
@@ -73,10 +78,13 @@ def make_evaluator(graphdef, prompts, prompt_mask, rows: Sequence[Mapping], rewa
 
   key = jax.random.PRNGKey(seed)
   p_np, pm_np = np.asarray(prompts), np.asarray(prompt_mask)
+  if sharding is not None:
+    local = distributed.process_rows(num)
+    prompts, prompt_mask = distributed.global_batch((p_np[local], pm_np[local]), sharding)
 
   def eval_fn(state) -> dict[str, float]:
     params = getattr(state, "params", state)
-    out = jax.device_get(_sample(params, key))
+    out = distributed.host_all(_sample(params, key, prompts, prompt_mask))
     metrics = {}
     if host:
       rep = [r for r in rows for _ in range(k)]

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from rljax.training import distributed
+
 
 def _scalar(v):
   v = np.asarray(v)
@@ -21,19 +23,23 @@ def _scalar(v):
 
 
 class MetricsWriter:
-  """Appends metrics to `workdir/metrics.jsonl` and TensorBoard event files under `workdir/tb`."""
+  """Appends metrics to `workdir/metrics.jsonl` and TensorBoard event files under `workdir/tb`.
+
+  Under `jax.distributed` every process logs the same global metrics, so process 0 alone writes them
+  (`write` still returns the row everywhere)."""
 
   def __init__(self, workdir: str, *, tensorboard: bool = True):
     os.makedirs(workdir, exist_ok=True)
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self.primary = distributed.is_primary()
     self._tb = None
-    if tensorboard:
+    if tensorboard and self.primary:
       from tensorboardX import SummaryWriter
       self._tb = SummaryWriter(os.path.join(workdir, "tb"))
 
   def truncate(self, phase: str | None, after_step: int) -> None:
     """Drops the lines of `phase` with step > `after_step` (a resumed run rewrites them)."""
-    if not os.path.exists(self.path):
+    if not self.primary or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       rows = [json.loads(line) for line in f if line.strip()]
@@ -44,6 +50,8 @@ class MetricsWriter:
   def write(self, step: int, metrics: dict[str, Any], *, phase: str | None = None) -> dict:
     row = {"step": int(step), **({"phase": phase} if phase else {}),
            **{k: _scalar(v) for k, v in metrics.items()}}
+    if not self.primary:
+      return row
     with open(self.path, "a") as f:
       f.write(json.dumps(row) + "\n")
     if self._tb is not None:

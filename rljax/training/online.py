@@ -5,7 +5,7 @@ an `OnlineRL` NamedTuple of pure callables for one algorithm preset of `rljax.al
 Schulman et al. 2017, arXiv 1707.06347; GRPO, Shao et al. 2024, arXiv 2402.03300; Dr. GRPO, DAPO,
 RLOO, REINFORCE++, GSPO, ...: each preset's `paper` field cites its source). One iteration is
 
-    rollout  y_i ~ π_θold(· | x_g),  i = 1..n per prompt g        (`rljax.sampling.generate`)
+    rollout  y_i ~ π_θold(· | x_g),  i = 1..n per prompt g        (a `rljax.sampling.RolloutBackend`)
     R_i      = reward_fn(x_g ⊕ y_i)                                (scalar per response)
     old_logp = log π_θold(y_it | x, y_<it),  ref_logp = log π_ref(y_it | ...)   (training forward)
     A        = advantage_fn(batch)                                 (the preset's estimator)
@@ -17,16 +17,42 @@ importance ratio π_θ/π_θold is exactly 1 at the first minibatch. Rows are gr
 (row g·n + i is response i to prompt g), and minibatches shuffle whole groups, so the group
 structure the loss adapters rely on (NFT, APO, ...) is kept.
 
+Sampling goes through a rollout backend (`rljax.sampling.backend`): rljax's own sampler on the trained
+module by default, or another engine, whose tokens the same training forward scores (the gap between its
+log-probs and the forward's is reported as `backend_logp_gap_*`).
+
+Overlapped rollouts (`overlap=True`) sample the batch of iteration k+1 while iteration k trains, one
+step off-policy. The batch of iteration k is drawn from the behaviour parameters θ_b = θ_{k−1} (the
+policy at the start of iteration k−1, `state.extra["behaviour_params"]`), and iteration k
+
+  1. copies θ_k into the behaviour parameters and dispatches the rollout of iteration k+1 on them
+     (with DAPO's refill, after step 2's refills, whose count decides the next prompts);
+  2. scores its batch: old_logp = log π_θb(y) by the training forward on θ_b, so the importance ratio
+     π_θ/π_θb is taken against the policy that sampled (not 1 at the first minibatch);
+  3. dispatches its updates θ_k → θ_{k+1}. JAX dispatch is asynchronous, so the device samples, scores
+     and trains in that order while the host
+  4. fetches the new tokens and runs their host reward (verifiers): during the scoring and the updates.
+
+`staleness` (iterations between the behaviour policy and the current one) is 1 after the first
+iteration, which samples from θ_0: it has nothing to overlap with. old_logp is recomputed on θ_b rather
+than read from the sampler, for the reason above (the sampler's KV-cache decode, precision or engine
+would otherwise enter the ratio); that costs a copy of the trainable parameters, which exact resumption
+needs anyway: the pending rollout is a pure function of θ_b, the prompts and the key, so a run restored
+from a checkpoint resamples it to the same tokens and continues as the uninterrupted run would.
+
 A critic (presets with `critic.enabled`, i.e. GAE: ppo, pf_ppo) lives in an `ActorCritic` module:
 a `rljax.models.ValueHead` on the policy's backbone (shared) or on a separate backbone. The value of
 response token t is read where its log-probability is, at the hidden state of position t − 1.
 
 The reference policy is `state.extra["ref_params"]` (same graph definition as the trained model;
-`init_online_state` copies the initial parameters there), so checkpoints carry it.
+`init_online_state` copies the initial parameters there), so checkpoints carry it. With LoRA
+(`rljax.models.lora`) it holds the initial trainable part only (the adapters): the reference shares the
+frozen base weights of `state.params`, which are never copied.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -36,25 +62,13 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from rljax import algorithms, models, sampling
+from rljax import algorithms, sampling
 from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalty
-from rljax.losses.nlpo import nlpo_token_logps
 from rljax.losses.ppo_max import RunningMeanStd
-from rljax.losses.value import entropy_from_logits
-from rljax.models.heads import lm_head_token_logps, lm_head_weights
-from rljax.training import objectives
+from rljax.models import lora
+from rljax.training import distributed
+from rljax.training.actor_critic import ActorCritic, nlpo_response_forward, policy_of, response_forward
 from rljax.training.step import TrainState, init_train_state, make_train_step
-
-
-class ActorCritic(nnx.Module):
-  """A policy `Decoder` plus a per-token `ValueHead`, on the policy's backbone (`critic_backbone`
-  None: shared) or on a separate backbone `critic_backbone` (any module with `hidden_states`)."""
-
-  def __init__(self, policy: nnx.Module, *, rngs: nnx.Rngs, critic_backbone: nnx.Module | None = None):
-    self.policy = policy
-    self.critic = critic_backbone
-    backbone = policy if critic_backbone is None else critic_backbone
-    self.value_head = models.ValueHead(backbone.cfg.d_model, rngs=rngs)
 
 
 class OnlineRL(NamedTuple):
@@ -71,53 +85,13 @@ class OnlineRL(NamedTuple):
 
 
 def init_online_state(model: nnx.Module, optimizer, *, rng: jax.Array, extra: dict | None = None):
-  """`init_train_state` with `extra["ref_params"]` = a copy of the initial parameters (π_ref = π_θ0)."""
+  """`init_train_state` with `extra["ref_params"]` = a copy of the initial trainable parameters (π_ref = π_θ0;
+  the frozen base of a LoRA model is shared, see `lora.with_frozen`)."""
   graphdef, state = init_train_state(model, optimizer, rng=rng, extra=extra)
   # A copy, not an alias: the train step donates the state, and a donated pytree must not hold
   # one buffer twice.
-  ref = jax.tree.map(jnp.copy, state.params)
+  ref = jax.tree.map(jnp.copy, lora.split_frozen(state.params)[0])
   return graphdef, state._replace(extra={**state.extra, "ref_params": ref})
-
-
-def policy_of(model: nnx.Module) -> nnx.Module:
-  """The policy `Decoder` of a trained model (the model itself, or an `ActorCritic`'s policy)."""
-  return model.policy if isinstance(model, ActorCritic) else model
-
-
-def response_forward(model: nnx.Module, tokens: jax.Array, token_mask: jax.Array, n_new: int, *,
-                     values: bool = False, entropy: bool = False):
-  """`(logp, values, entropy)` on the last `n_new` columns of `tokens` (the response), each `f32[B, N]`
-  or None when not asked for.
-
-      logp[b, t]    = log π(y_t | x, y_<t)          (t = response position, read at position t − 1)
-      values[b, t]  = V(x, y_<t)                    (ValueHead on the critic's or shared hidden state)
-      entropy[b, t] = H(π(· | x, y_<t))
-
-  Without `entropy` the log-probs use the fused LM head (`objectives.token_logps`, or the same head
-  on hidden states shared with the value head), so `[B, T, V]` logits never exist.
-  """
-  policy = policy_of(model)
-  if values and not isinstance(model, ActorCritic):
-    raise ValueError("the preset uses a critic (critic.enabled): the trained model must be an ActorCritic.")
-  shared = values and model.critic is None
-  inputs, attn, targets = tokens[:, :-1], token_mask[:, :-1], tokens[:, -n_new:]
-  hidden = ent = val = None
-  if entropy or shared:
-    hidden = policy.hidden_states(inputs, attention_mask=attn)
-    h_resp = hidden[:, -n_new:]
-    if entropy:
-      logits = policy.logits_from_hidden(h_resp)
-      logp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), targets[..., None], -1)[..., 0]
-      ent = entropy_from_logits(logits)
-    else:
-      logp = lm_head_token_logps(h_resp, lm_head_weights(policy), targets)
-  else:
-    logp = objectives.token_logps(policy, tokens, token_mask)[:, -n_new:]
-  if values:
-    if not shared:
-      hidden = model.critic.hidden_states(inputs, attention_mask=attn)
-    val = model.value_head(hidden[:, -n_new:])
-  return logp, val, ent
 
 
 def _resolve_config(cfg_name_or_config, group_size: int | None) -> ml_collections.ConfigDict:
@@ -141,6 +115,7 @@ def _resolve_config(cfg_name_or_config, group_size: int | None) -> ml_collection
 
 _GROUP_KEYS = ("demo_tokens", "demo_token_mask", "demo_mask")  # [G, ...]: one row per prompt, not per response
 _STATE_KEYS = ("reward_stats",)  # advantage outputs that are controller states, not batch rows
+_BEHAVIOUR_KEYS = ("behaviour_params", "behaviour_step")  # overlap: the policy that sampled the next batch
 
 
 def _host_reward(fn) -> bool:
@@ -150,7 +125,8 @@ def _host_reward(fn) -> bool:
 def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: int,
                    eos_token_id: int | tuple[int, ...] | None, pad_token_id: int = 0, group_size: int | None = None,
                    temperature: float = 1.0, epochs: int = 1, minibatches: int = 1,
-                   teacher: nnx.Module | None = None) -> OnlineRL:
+                   teacher: nnx.Module | None = None, backend: sampling.RolloutBackend | None = None,
+                   overlap: bool = False) -> OnlineRL:
   """Online RL with an algorithm preset: `OnlineRL(config, collect, rollout_stats, loss_fn, make_step,
   rl_iteration, init_state)`.
 
@@ -165,12 +141,21 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
         completion_ids, completion_mask, rows) -> (rewards f32[B], metrics)` on NumPy arrays, `rows` the
         prompts' dataset rows repeated per response (`rljax.rewards.TextReward`: decode, then verifiers in
         a process pool). One device→host transfer of the sampled tokens, one host→device of the rewards.
+        Under jax.distributed the prompts are global arrays (`distributed.global_batch`) and `rows` holds
+        this process's rows of them: each process scores the responses to its own prompts.
     max_new_tokens, eos_token_id, pad_token_id, temperature: sampling (`rljax.sampling.generate`).
       `old_logp` is the raw policy (temperature 1) whatever `temperature`.
     group_size: responses per prompt n (overrides the preset's `group_size`; None keeps it).
     epochs, minibatches: passes over each rollout batch and group-aligned minibatches per pass.
     teacher: a model sharing the tokenizer (any architecture) whose log-probs of the sampled tokens are
       `teacher_logp` (KDRL); required exactly when the preset reads `teacher_logp`.
+    backend: the `rljax.sampling.RolloutBackend` that samples (None: `NativeBackend`, rljax's sampler,
+      under one jit with the rollout's bookkeeping). Another backend gets `update_weights(params)` before
+      each rollout from new parameters and `generate(..., temperature, eos_token_id, pad_token_id)` (plus
+      `greedy=True` for ReMax); NLPO's masked sampling is native only.
+    overlap: sample the next iteration's batch while this one trains, one step off-policy (module
+      docstring); `rl_iteration` then trains on a batch drawn from `state.extra["behaviour_params"]`.
+      Not with NLPO (its masking policy is refreshed between rollouts).
 
   What each preset needs beyond sampling is produced here: `teacher_logp` (the teacher's forward),
   `greedy_rewards` (ReMax: one greedy response per prompt, scored by the same reward), `demo_logp`
@@ -196,14 +181,20 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     loss_fn(model, batch, rng, extra): the preset's loss on log π_θ of the batch's responses (for
       `make_train_step`).
     make_step(optimizer, *, donate=True): `make_train_step(graphdef, loss_fn, optimizer)`.
-    rl_iteration(state, step_fn, prompts, prompt_mask, key, *, rows=None, demos=None, refill=None) ->
-      (state, metrics): collect, then `epochs × minibatches` updates. With dynamic sampling (DAPO) and
-      `refill(j) -> (prompts, prompt_mask, rows, demos)` for j = 1, 2, ..., further prompt batches are
-      sampled until the batch holds G informative groups (rewards not all equal) or
+    rl_iteration(state, step_fn, prompts, prompt_mask, key, *, rows=None, demos=None, refill=None,
+      upcoming=None) -> (state, metrics): collect, then `epochs × minibatches` updates. With dynamic
+      sampling (DAPO) and `refill(j) -> (prompts, prompt_mask, rows, demos)` for j = 1, 2, ..., further
+      prompt batches are sampled until the batch holds G informative groups (rewards not all equal) or
       `dynamic_sampling.max_num_gen_batches` batches were drawn; the batch is the first G informative
       groups, topped up with masked-out groups. Metrics: rollout_stats of the first batch drawn, the
       host reward's metrics, `gen_batches` (batches drawn), `informative_groups`, the mean of each update
-      metric over the updates and the first update's metrics prefixed `first_`.
+      metric over the updates and the first update's metrics prefixed `first_`; with another backend
+      `backend_logp_gap_max`/`_mean` (|sampler_logp − old_logp| over the first batch's tokens).
+      With `overlap`, the batch (refills included) is drawn from the behaviour parameters, `staleness` is
+      in the metrics, and `upcoming(draws) -> (prompts, prompt_mask, key, rows)` names the next
+      iteration's rollout (after `draws` batches were drawn here), which is sampled on the current
+      parameters before this iteration's updates are dispatched; the next call reuses it when its
+      arguments match (otherwise, e.g. after a restore, it resamples it: the same tokens).
   """
   cfg = _resolve_config(cfg_name_or_config, group_size)
   n = int(cfg.group_size)
@@ -232,6 +223,18 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
   teacher_def, teacher_params = nnx.split(teacher, nnx.Param) if teacher is not None else (None, None)
   dynamic = bool(cfg.dynamic_sampling.enabled)
   max_draws = int(cfg.dynamic_sampling.get("max_num_gen_batches") or 1)
+  backend = sampling.NativeBackend(graphdef, policy=policy_of) if backend is None else backend
+  native = isinstance(backend, sampling.NativeBackend)
+  if not isinstance(backend, sampling.RolloutBackend):
+    raise ValueError(f"`backend` must have `generate` and `update_weights` (a RolloutBackend), got {backend!r}.")
+  if nlpo_on and not native:
+    raise ValueError("`backend`: NLPO samples from its masked policy, which only the native sampler implements.")
+  if not isinstance(overlap, bool):
+    raise ValueError(f"`overlap` must be a bool, got {overlap!r}.")
+  if overlap and nlpo_on:
+    raise ValueError("`overlap`: NLPO refreshes its masking policy between rollouts; run it without overlap.")
+  pending = {}  # overlap: the rollout dispatched for the next iteration (`_take_pending`)
+  pushed = [None]  # the parameters another backend holds (pushed once per new parameters)
 
   def _masking(mask_params):
     return nnx.merge(graphdef, mask_params) if nlpo_on else None
@@ -243,20 +246,33 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     return nlpo_response_forward(model, _masking(mask_params), tokens, token_mask, n_new, top_p=nlpo["top_p"],
                                  min_keep=nlpo["min_keep"], always_keep=eos_ids, **kw)
 
-  @jax.jit
-  def _sample(params, prompts, prompt_mask, key, mask_params):
-    model = policy_of(nnx.merge(graphdef, params))
-    kw = dict(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
-    if nlpo_on:
-      kw |= dict(mask_model=policy_of(_masking(mask_params)), mask_top_p=nlpo["top_p"], mask_min_keep=nlpo["min_keep"],
-                 mask_always_keep=eos_token_id)
-    r = sampling.generate(model, jnp.repeat(prompts, n, axis=0), jnp.repeat(prompt_mask, n, axis=0), key=key,
-                          temperature=temperature, **kw)
+  def _draw(generate, prompts, prompt_mask, key, **kw):
+    """n responses per prompt from a backend's `generate` (and a greedy one per prompt for ReMax)."""
+    kw |= dict(max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    r = generate(jnp.repeat(prompts, n, axis=0), jnp.repeat(prompt_mask, n, axis=0), key, temperature=temperature,
+                 **kw)
     out = {"completion": r.tokens, "completion_mask": r.mask, "sampler_logp": r.model_logprobs}
     if wants_greedy:
-      g = sampling.generate(model, prompts, prompt_mask, key=key, greedy=True, **kw)
+      g = generate(prompts, prompt_mask, key, greedy=True, **kw)
       out |= {"greedy": g.tokens, "greedy_mask": g.mask}
     return out
+
+  @jax.jit
+  def _native_sample(params, prompts, prompt_mask, key, mask_params):
+    kw = {}
+    if nlpo_on:
+      kw = dict(mask_model=policy_of(_masking(mask_params)), mask_top_p=nlpo["top_p"], mask_min_keep=nlpo["min_keep"],
+                mask_always_keep=eos_token_id)
+    return _draw(functools.partial(backend.sample, params), prompts, prompt_mask, key, **kw)
+
+  def _sample(params, prompts, prompt_mask, key, mask_params):
+    """The rollout of `prompts` from `params`; the native sampler's is dispatched asynchronously."""
+    if native:
+      return _native_sample(params, prompts, prompt_mask, key, mask_params)
+    if params is not pushed[0]:
+      backend.update_weights(params)
+      pushed[0] = params
+    return _draw(backend.generate, prompts, prompt_mask, key)
 
   def _token_reward(prompts, prompt_mask, completion, completion_mask):
     tokens = jnp.concatenate([prompts, completion], axis=1)
@@ -273,7 +289,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     mask_params = extras.get("mask_params")
     old_logp, old_values, _ = _forward(model, tokens, token_mask, max_new_tokens, mask_params, values=critic)
     # The reference is the unmasked π_ref even under NLPO (RL4LMs' KL is to the initial policy).
-    ref_logp, _, _ = response_forward(nnx.merge(graphdef, ref_params), tokens, token_mask, max_new_tokens)
+    ref_logp, _, _ = response_forward(nnx.merge(graphdef, lora.with_frozen(ref_params, params)), tokens, token_mask,
+                                      max_new_tokens)
     if rewards is None:
       rewards = _token_reward(prompts, prompt_mask, sample["completion"], sample["completion_mask"])
     batch = dict(tokens=tokens, token_mask=token_mask, mask=sample["completion_mask"], rewards=rewards,
@@ -309,35 +326,54 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
              "demo_mask": jnp.asarray(d_mask, bool)}
     return ex
 
-  def _collect(state, prompts, prompt_mask, key, rows=None, demos=None) -> tuple[dict, dict, dict]:
-    """`(batch, host reward metrics, controller states)` of one rollout."""
+  def _host_rewards(prompts, prompt_mask, sample, rows) -> tuple:
+    """`(rewards, greedy_rewards, metrics)` of a host reward on a rollout (None, None, {} for a jittable
+    reward, which `_score` computes); waits for the rollout's tokens, nothing else."""
+    rewards = greedy_rewards = None
+    info = {}
+    if host:
+      # Under jax.distributed `prompts` is global and `rows` holds this process's rows of it
+      # (`distributed.process_rows`): each process scores the responses to its own prompts (the verifiers
+      # run on every host at once and no row leaves its process), and the rewards are gathered into the
+      # global rows. Only token ids and rewards cross processes; in one process these are host transfers.
+      p, pm = distributed.host_rows((prompts, prompt_mask))
+      if rows is None:
+        rows = [{} for _ in range(len(p))]
+      elif len(rows) != len(p):
+        raise ValueError(f"`rows`: {len(rows)} rows for {len(p)} prompts" +
+                         (" (this process's share)." if jax.process_count() > 1 else "."))
+      got = distributed.host_rows({k: v for k, v in sample.items() if k != "sampler_logp"})
+      rewards, info = reward_fn(np.repeat(p, n, 0), np.repeat(pm, n, 0), got["completion"], got["completion_mask"],
+                                [r for r in rows for _ in range(n)])
+      rewards = jnp.asarray(distributed.gather_rows(np.asarray(rewards, np.float32)))
+      # Each process scored an equal share, so the mean of the processes' batch means is the global mean
+      # (a count, e.g. reward/errors, reads per process).
+      info = {k: float(np.mean(v)) for k, v in distributed.gather_rows(dict(info)).items()}
+      if wants_greedy:
+        greedy_rewards, _ = reward_fn(p, pm, got["greedy"], got["greedy_mask"], list(rows))
+        greedy_rewards = jnp.asarray(distributed.gather_rows(np.asarray(greedy_rewards, np.float32)))
+    return rewards, greedy_rewards, dict(info)
+
+  def _collect(state, prompts, prompt_mask, key, rows=None, demos=None, *, params=None,
+               drawn=None) -> tuple[dict, dict, dict]:
+    """`(batch, host reward metrics, controller states)` of one rollout from `params` (default
+    `state.params`), which also score it; `drawn = (sample, _host_rewards(...))` when it was sampled ahead."""
     if jnp.ndim(prompts) != 2 or jnp.shape(prompt_mask) != jnp.shape(prompts):
       raise ValueError(f"`prompts` must be [G, P] with `prompt_mask` of the same shape, got "
                        f"{jnp.shape(prompts)} and {jnp.shape(prompt_mask)}.")
-    if not np.asarray(prompt_mask)[:, -1].all():
+    if not bool(jnp.all(jnp.asarray(prompt_mask)[:, -1])):  # a device reduction: global prompts are not on the host
       raise ValueError("`prompt_mask`: prompts must be left-padded (last column 1 in every row).")
     prompts, prompt_mask = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_mask, bool)
     extras = _extras(state, prompts, prompt_mask, demos)
     gen_key, adv_key = jax.random.split(key)
-    sample = _sample(state.params, prompts, prompt_mask, gen_key, extras.get("mask_params"))
-    rewards = greedy_rewards = None
-    info = {}
-    if host:
-      if rows is None:
-        rows = [{} for _ in range(np.shape(prompts)[0])]
-      elif len(rows) != np.shape(prompts)[0]:
-        raise ValueError(f"`rows`: {len(rows)} rows for {np.shape(prompts)[0]} prompts.")
-      p, pm = np.asarray(prompts), np.asarray(prompt_mask)
-      got = jax.device_get({k: v for k, v in sample.items() if k != "sampler_logp"})
-      rewards, info = reward_fn(np.repeat(p, n, 0), np.repeat(pm, n, 0), got["completion"], got["completion_mask"],
-                                [r for r in rows for _ in range(n)])
-      rewards = jnp.asarray(rewards, jnp.float32)
-      if wants_greedy:
-        greedy_rewards, _ = reward_fn(p, pm, got["greedy"], got["greedy_mask"], list(rows))
-        greedy_rewards = jnp.asarray(greedy_rewards, jnp.float32)
-    batch, ctrl = _score(state.params, state.extra["ref_params"], teacher_params, prompts, prompt_mask, sample,
+    params = state.params if params is None else params
+    if drawn is None:
+      sample = _sample(params, prompts, prompt_mask, gen_key, extras.get("mask_params"))
+      drawn = sample, _host_rewards(prompts, prompt_mask, sample, rows)
+    sample, (rewards, greedy_rewards, info) = drawn
+    batch, ctrl = _score(params, state.extra["ref_params"], teacher_params, prompts, prompt_mask, sample,
                          rewards, greedy_rewards, extras, adv_key, state.step)
-    return batch, dict(info), ctrl
+    return batch, info, ctrl
 
   def collect(state: TrainState, prompts, prompt_mask, key, *, rows=None, demos=None) -> dict:
     return _collect(state, prompts, prompt_mask, key, rows, demos)[0]
@@ -384,6 +420,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       extra["reward_stats"] = RunningMeanStd.create()._asdict()
     if nlpo_on:
       extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
+    if overlap:  # in the state from the start, so a checkpoint restores into it
+      extra |= _behaviour(state)
     return graphdef_, state._replace(extra=extra)
 
   @jax.jit
@@ -401,17 +439,17 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       out[k] = jnp.concatenate([batches[i][k][g * per:(g + 1) * per] for i, g in picks], axis=0)
     return out
 
-  def _refill(state, first: dict, groups: int, key, refill) -> tuple[dict, int, int]:
-    """DAPO's dynamic sampling with refill: draw prompt batches until `groups` informative groups."""
+  def _refill(state, first: dict, groups: int, key, refill, params) -> tuple[dict, int, int]:
+    """DAPO's dynamic sampling with refill: draw prompt batches from `params` until `groups` informative groups."""
     batches, informative = [first], []
     draws = 1
     while True:
-      keep = np.asarray(batches[-1]["keep"]).reshape(-1, n)[:, 0]
+      keep = distributed.host_all(batches[-1]["keep"]).reshape(-1, n)[:, 0]
       informative += [(len(batches) - 1, g) for g in np.flatnonzero(keep)]
       if len(informative) >= groups or draws >= max_draws:
         break
       p, pm, rows, demos = refill(draws)
-      batches.append(_collect(state, p, pm, jax.random.fold_in(key, draws), rows, demos)[0])  # stats: 1st batch
+      batches.append(_collect(state, p, pm, jax.random.fold_in(key, draws), rows, demos, params=params)[0])
       draws += 1
     picks = informative[:groups]
     if len(picks) < groups:  # the cap was hit: top up with (masked-out) uninformative groups
@@ -435,23 +473,66 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
     return state._replace(extra=extra)
 
+  def _behaviour(state: TrainState) -> dict:
+    """Overlap: the behaviour entries of `state.extra` for the policy of `state`: a copy of its trainable
+    parameters (the step donates `state.params`; a LoRA base is shared, not copied) and its step."""
+    return {"behaviour_params": jax.tree.map(jnp.copy, lora.split_frozen(state.params)[0]),
+            "behaviour_step": jnp.copy(state.step)}
+
+  def _prefetch(state: TrainState, upcoming, draws: int):
+    """Overlap, before the updates: `(state without its behaviour entries, which the updates need not carry,
+    the next behaviour entries (this policy), the next iteration's rollout dispatched on them or None)`."""
+    behaviour = _behaviour(state)
+    state = state._replace(extra={k: v for k, v in state.extra.items() if k not in _BEHAVIOUR_KEYS})
+    if upcoming is None:
+      return state, behaviour, None
+    prompts, prompt_mask, key, rows = upcoming(draws)
+    prompts, prompt_mask = jnp.asarray(prompts, jnp.int32), jnp.asarray(prompt_mask, bool)
+    gen_key = jax.random.split(jax.random.split(key)[0])[0]  # what `_collect` derives when it trains on it
+    sample = _sample(lora.with_frozen(behaviour["behaviour_params"], state.params), prompts, prompt_mask, gen_key,
+                     state.extra.get("mask_params"))
+    return state, behaviour, dict(behaviour=behaviour["behaviour_params"], key=key, prompts=prompts,
+                                  prompt_mask=prompt_mask, rows=rows, sample=sample)
+
+  def _take_pending(behaviour, key, prompts, prompt_mask):
+    """`(sample, host rewards)` of the rollout the previous iteration dispatched, if it is this one: drawn
+    from these very behaviour arrays (a restored state, or another run's, has others and resamples), with
+    this key, from these prompts; None otherwise."""
+    p = pending.pop("next", None)
+    if p is None or p["behaviour"] is not behaviour:
+      return None
+    same = lambda a, b: bool(jnp.array_equal(a, b))
+    if (same(jax.random.key_data(p["key"]), jax.random.key_data(key)) and same(p["prompts"], prompts)
+        and same(p["prompt_mask"], prompt_mask)):
+      return p["drawn"]
+    return None
+
   def rl_iteration(state: TrainState, step_fn, prompts, prompt_mask, key, *, rows=None, demos=None,
-                   refill=None) -> tuple[TrainState, dict]:
+                   refill=None, upcoming=None) -> tuple[TrainState, dict]:
     groups = jnp.shape(prompts)[0]
     if groups % minibatches:
       raise ValueError(f"`prompts`: {groups} prompts do not split into minibatches={minibatches}.")
     collect_key, shuffle_key = jax.random.split(key)
-    batch, info, ctrl = _collect(state, prompts, prompt_mask, collect_key, rows, demos)
-    metrics = {k: float(v) for k, v in rollout_stats(batch).items()}
-    metrics |= {k: float(v) for k, v in info.items()}
-    draws, informative = 1, groups
-    if dynamic and refill is not None:
-      batch, draws, informative = _refill(state, batch, groups, collect_key, refill)
-    elif "keep" in batch:
-      informative = int(np.asarray(batch["keep"]).reshape(-1, n)[:, 0].sum())
-    metrics |= {"gen_batches": float(draws), "informative_groups": float(informative)}
-    if "kl_coef" in batch:
-      metrics["kl_coef"] = float(batch["kl_coef"])
+    params, drawn, staleness = state.params, None, 0
+    behaviour = state.extra.get("behaviour_params") if overlap else None
+    if behaviour is not None:  # (a state from `init_online_state` has none: its first batch is on-policy)
+      params = lora.with_frozen(behaviour, state.params)
+      staleness = (int(state.step) - int(state.extra["behaviour_step"])) // (epochs * minibatches)
+      drawn = _take_pending(behaviour, key, prompts, prompt_mask)
+    refilling = dynamic and refill is not None
+    next_behaviour = upcoming_rollout = None
+    if overlap and not refilling:
+      # The next prompts are known: sample them first, so that their host reward overlaps the scoring too.
+      state, next_behaviour, upcoming_rollout = _prefetch(state, upcoming, 1)
+    batch, info, ctrl = _collect(state, prompts, prompt_mask, collect_key, rows, demos, params=params, drawn=drawn)
+    # Dispatched now, read after the updates are dispatched: no host synchronisation before them.
+    stats = rollout_stats(batch)
+    gap = None if native else sampling.logprob_agreement(batch["sampler_logp"], batch["old_logp"], batch["mask"])
+    draws, informative = 1, None
+    if refilling:
+      batch, draws, informative = _refill(state, batch, groups, collect_key, refill, params)
+      if overlap:  # the next prompts follow the batches drawn
+        state, next_behaviour, upcoming_rollout = _prefetch(state, upcoming, draws)
     per = groups // minibatches
     updates = []
     for epoch in range(epochs):
@@ -463,31 +544,30 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
           mb["step"] = jnp.copy(state.step)  # a separate buffer: step_fn donates state
         state, out = step_fn(state, mb)
         updates.append(out)
+    if upcoming_rollout is not None:  # the next rollout's host work, while the device trains
+      r = upcoming_rollout
+      pending["next"] = {**r, "drawn": (r["sample"], _host_rewards(r["prompts"], r["prompt_mask"], r["sample"],
+                                                                   r["rows"]))}
+    metrics = {k: float(v) for k, v in stats.items()}
+    metrics |= {k: float(v) for k, v in info.items()}
+    if gap is not None:
+      metrics |= {"backend_logp_gap_max": float(gap["max_abs"]), "backend_logp_gap_mean": float(gap["mean_abs"])}
+    if informative is None:
+      informative = int(distributed.host_all(batch["keep"]).reshape(-1, n)[:, 0].sum()) if "keep" in batch else groups
+    metrics |= {"gen_batches": float(draws), "informative_groups": float(informative)}
+    if "kl_coef" in batch:
+      metrics["kl_coef"] = float(batch["kl_coef"])
     updates = jax.device_get(updates)
     for k in updates[0]:
       metrics[k] = float(np.mean([u[k] for u in updates]))
       metrics[f"first_{k}"] = float(updates[0][k])
     state = _update_controllers(state, batch, ctrl, metrics)
+    if overlap:
+      state = state._replace(extra={**state.extra, **next_behaviour})
+      metrics["staleness"] = float(staleness)
     return state, metrics
 
   return OnlineRL(cfg, collect, rollout_stats, loss_fn, make_step, rl_iteration, init_state, epochs * minibatches)
-
-
-def nlpo_response_forward(model: nnx.Module, mask_model: nnx.Module, tokens: jax.Array, token_mask: jax.Array,
-                          n_new: int, *, top_p: float, min_keep: int, always_keep: jax.Array, values: bool = False,
-                          entropy: bool = False):
-  """`response_forward` under NLPO's masked policy π_θ^mask ∝ π_θ·1[a ∈ top-p set of π_ψ]
-  (`rljax.losses.nlpo.nlpo_token_logps`); `mask_model` (π_ψ) is frozen (no gradient)."""
-  policy = policy_of(model)
-  inputs, attn, targets = tokens[:, :-1], token_mask[:, :-1], tokens[:, -n_new:]
-  logits = policy(inputs, attention_mask=attn)[:, -n_new:]
-  mask_logits = jax.lax.stop_gradient(policy_of(mask_model)(inputs, attention_mask=attn)[:, -n_new:])
-  keep = jnp.zeros(logits.shape[-1], bool).at[jnp.clip(always_keep, 0)].max(always_keep >= 0)
-  logp = nlpo_token_logps(logits, mask_logits, targets, top_p=top_p, min_keep=min_keep, always_keep=keep)
-  logp = jnp.where(token_mask[:, -n_new:], logp, 0.0)
-  _, val, _ = response_forward(model, tokens, token_mask, n_new, values=values) if values else (None, None, None)
-  ent = entropy_from_logits(logits) if entropy else None
-  return logp, val, ent
 
 
 def online_step(algo: OnlineRL, update_fn: Callable, prompt_fn: Callable[[int], tuple], *, seed: int = 0):
@@ -496,16 +576,24 @@ def online_step(algo: OnlineRL, update_fn: Callable, prompt_fn: Callable[[int], 
   `prompt_fn(pos) -> (prompts, prompt_mask, rows, demos)` is the prompt stream (e.g.
   `rljax.text.PromptDataset.batch`); `batch` is `prompt_fn(state.data_pos)` from the loop, refills
   read `prompt_fn(pos + j)`, and `state.data_pos` advances by the batches drawn, so a resumed run
-  reads the same prompts. The rollout key is `fold_in(PRNGKey(seed), step)`.
+  reads the same prompts. The rollout key is `fold_in(PRNGKey(seed), step)`. With an overlapped `algo`,
+  the next iteration's rollout (`prompt_fn` at the advanced position, its key) is sampled during this
+  one's updates (after the last iteration, for nothing).
   """
   base = jax.random.PRNGKey(seed)
 
   def step_fn(state: TrainState, batch):
     pos, step = int(state.data_pos), int(state.step)
     prompts, prompt_mask, rows, demos = batch
+
+    def upcoming(draws):
+      next_prompts, next_mask, next_rows, _ = prompt_fn(pos + draws)
+      return next_prompts, next_mask, jax.random.fold_in(base, step + algo.updates_per_iteration), next_rows
+
     state, metrics = algo.rl_iteration(state, update_fn, prompts, prompt_mask, jax.random.fold_in(base, step),
-                                       rows=rows, demos=demos, refill=lambda j: prompt_fn(pos + j))
-    return state._replace(data_pos=jnp.asarray(pos + int(metrics["gen_batches"]), jnp.int32)), metrics
+                                       rows=rows, demos=demos, refill=lambda j: prompt_fn(pos + j), upcoming=upcoming)
+    # `full_like` keeps the counter's placement (global under jax.distributed: the update does not recompile).
+    return state._replace(data_pos=jnp.full_like(state.data_pos, pos + int(metrics["gen_batches"]))), metrics
 
   return step_fn
 

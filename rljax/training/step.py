@@ -12,6 +12,11 @@ micro-batches are weighted equally, which is exact for equal-size micro-batches 
 
 Non-finite guard: the optimizer is wrapped in `optax.apply_if_finite`, so an update whose gradient
 has a NaN/Inf leaves parameters and moments unchanged; `TrainState.skipped` counts such steps.
+
+Frozen weights (LoRA, `rljax.models.lora`): the parameters split into a trainable part θ and the frozen
+`FrozenParam`s W0 (empty without LoRA). The step takes ∇_θ L(θ, W0) only, so no gradient of the base
+weights is ever formed, and the optimizer state is built on θ alone. Adapter dropout is active in the loss
+(`lora.dropout_rng` with the step's key) and nowhere else.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import optax
 from flax import nnx
 
 from rljax import schedules
+from rljax.models import lora
 
 LossFn = Callable[[nnx.Module, Any, jax.Array, dict], tuple[jax.Array, dict]]
 
@@ -31,7 +37,8 @@ LossFn = Callable[[nnx.Module, Any, jax.Array, dict], tuple[jax.Array, dict]]
 class TrainState(NamedTuple):
   """Everything an update reads and writes; a pytree, saved whole by the checkpointer.
 
-  params: the model's `nnx.Param` state; opt_state: optax state (wrapped by apply_if_finite);
+  params: the model's `nnx.Param` state, frozen base included (so `nnx.merge(graphdef, params)` is the
+  model); opt_state: optax state of the trainable part (wrapped by apply_if_finite);
   step: updates applied or skipped so far; rng: key split once per step; data_pos: index of the next
   batch (batches are a pure function of it, so a resumed run sees the same data); extra: controller
   states (e.g. an adaptive KL coefficient), a dict of arrays.
@@ -94,7 +101,7 @@ def init_train_state(model: nnx.Module, optimizer: optax.GradientTransformation,
   params = jax.tree.map(jnp.copy, params)
   if not isinstance(optimizer, optax.GradientTransformation):
     raise ValueError(f"`optimizer` must be an optax.GradientTransformation, got {type(optimizer).__name__}.")
-  opt_state = jax.jit(optimizer.init)(params)
+  opt_state = jax.jit(optimizer.init)(lora.split_frozen(params)[0])
   if not isinstance(opt_state, optax.ApplyIfFiniteState):
     raise ValueError("`optimizer` must be wrapped in optax.apply_if_finite (use `make_optimizer`).")
   # Distinct buffers: a donated state must not hold the same array twice.
@@ -124,29 +131,31 @@ def make_train_step(graphdef, loss_fn: LossFn, optimizer: optax.GradientTransfor
   if not isinstance(grad_accum, int) or grad_accum < 1:
     raise ValueError(f"`grad_accum` must be a positive int, got {grad_accum!r}.")
 
-  def micro_grad(params, batch, rng, extra):
+  def micro_grad(trainable, frozen, batch, rng, extra):
     def f(p):
-      loss, metrics = loss_fn(nnx.merge(graphdef, p), batch, rng, extra)
+      with lora.dropout_rng(rng):
+        loss, metrics = loss_fn(nnx.merge(graphdef, p, frozen), batch, rng, extra)
       return loss.astype(jnp.float32), metrics
-    (loss, metrics), grads = jax.value_and_grad(f, has_aux=True)(params)
+    (loss, metrics), grads = jax.value_and_grad(f, has_aux=True)(trainable)
     weight = metrics.get("loss_denominator", jnp.ones((), jnp.float32)).astype(jnp.float32)
     return loss, metrics, grads, weight
 
   def step(state: TrainState, batch):
     rng, step_rng = jax.random.split(state.rng)
+    trainable, frozen = lora.split_frozen(state.params)
     if grad_accum == 1:
-      loss, metrics, grads, _ = micro_grad(state.params, batch, step_rng, state.extra)
+      loss, metrics, grads, _ = micro_grad(trainable, frozen, batch, step_rng, state.extra)
     else:
       micro = _split_micro(batch, grad_accum)
       keys = jax.random.split(step_rng, grad_accum)
 
       def body(acc, xs):
         mb, key = xs
-        loss, metrics, grads, w = micro_grad(state.params, mb, key, state.extra)
+        loss, metrics, grads, w = micro_grad(trainable, frozen, mb, key, state.extra)
         acc = jax.tree.map(lambda a, x: a + w * x.astype(jnp.float32), acc, (loss, metrics, grads))
         return acc, w
 
-      shapes = jax.eval_shape(lambda: micro_grad(state.params, jax.tree.map(lambda x: x[0], micro), keys[0],
+      shapes = jax.eval_shape(lambda: micro_grad(trainable, frozen, jax.tree.map(lambda x: x[0], micro), keys[0],
                                                   state.extra)[:3])
       zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), shapes)
       (loss, metrics, grads), ws = jax.lax.scan(body, zeros, (micro, keys))
@@ -154,9 +163,9 @@ def make_train_step(graphdef, loss_fn: LossFn, optimizer: optax.GradientTransfor
       loss, metrics, grads = jax.tree.map(lambda x: x / total, (loss, metrics, grads))
       if "loss_denominator" in metrics:
         metrics = {**metrics, "loss_numerator": loss * total, "loss_denominator": total}
-    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, trainable)
+    updates, opt_state = optimizer.update(grads, state.opt_state, trainable)
+    params = nnx.merge_state(optax.apply_updates(trainable, updates), frozen)
     metrics = {**metrics, "loss": loss, "grad_norm": optax.global_norm(grads),
                "skipped": opt_state.total_notfinite}
     new = TrainState(params, opt_state, state.step + 1, rng, state.data_pos + 1, state.extra)

@@ -46,7 +46,8 @@ def _assert_close_unmasked(ours, theirs, mask):
   assert diff <= TOL, f"max |logit diff| over unmasked positions = {diff}"
 
 
-CASES = [("llama", False), ("llama", True), ("qwen2", True), ("qwen2", False), ("gpt2", True)]
+CASES = [("llama", False), ("llama", True), ("qwen2", True), ("qwen2", False), ("qwen3", False), ("qwen3", True),
+         ("gpt2", True)]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{'tied' if t else 'untied'}" for f, t in CASES])

@@ -40,17 +40,18 @@ def _training_logps(model, prompt, prompt_mask, rollout):
   return losses.token_logps(logits[:, p - 1:-1], rollout.tokens)
 
 
-def test_model_logprobs_equal_training_forward():
+# Processed sampling, and plain sampling, where the drawn-from log-prob doubles as the model's.
+@pytest.mark.parametrize("kw", [dict(temperature=0.7, top_k=20), dict()])
+def test_model_logprobs_equal_training_forward(kw):
   model = _tiny()
   prompt, mask = _prompts()
-  r = sampling.generate(model, prompt, mask, key=jax.random.PRNGKey(3), max_new_tokens=9, temperature=0.7,
-                        top_k=20, eos_token_id=(4, 17))
+  r = sampling.generate(model, prompt, mask, key=jax.random.PRNGKey(3), max_new_tokens=9, eos_token_id=(4, 17), **kw)
   ref = _training_logps(model, prompt, mask, r)
   np.testing.assert_allclose(np.where(r.mask, r.model_logprobs, 0), np.where(r.mask, ref, 0), atol=1e-5)
   # The drawn-from log-probs are those of the processed distribution over the same logits.
   tokens = jnp.concatenate([prompt, r.tokens], 1)
   logits = model(tokens, attention_mask=jnp.concatenate([mask, r.mask], 1))[:, prompt.shape[1] - 1:-1]
-  logq = sampling.process_logits(logits, sampling.sampling_params(temperature=0.7, top_k=20))
+  logq = sampling.process_logits(logits, sampling.sampling_params(**kw))
   ref_q = jnp.take_along_axis(logq, r.tokens[..., None], -1)[..., 0]
   np.testing.assert_allclose(np.where(r.mask, r.logprobs, 0), np.where(r.mask, ref_q, 0), atol=1e-5)
 
@@ -99,7 +100,8 @@ def test_greedy_matches_transformers_generate(family, tmp_path):
   np.testing.assert_array_equal(np.asarray(r.tokens), theirs)
 
 
-@pytest.mark.parametrize("kw", [dict(temperature=0.6, top_k=6), dict(top_p=0.7), dict(min_p=0.2, temperature=1.3)])
+@pytest.mark.parametrize("kw", [dict(temperature=0.6, top_k=6), dict(top_p=0.7), dict(min_p=0.2, temperature=1.3),
+                                dict(temperature=1.2, top_k=12, top_p=0.9, min_p=0.05)])
 def test_sampled_frequencies_match_processed_distribution(kw):
   model = _tiny(seed=1, vocab=23)
   n = 6000
@@ -126,7 +128,9 @@ def test_mixture_and_nlpo_mask_sample_the_named_distributions():
   lp, lr = policy(full, attention_mask=fmask)[:, sl], ref(full, attention_mask=fmask)[:, sl]
   mix = jax.nn.log_softmax(0.7 * jax.nn.log_softmax(lp) + 0.3 * jax.nn.log_softmax(lr))
   expect = jnp.take_along_axis(mix, r.tokens[..., None], -1)[..., 0]
-  np.testing.assert_allclose(np.where(r.mask, r.logprobs, 0), np.where(r.mask, expect, 0), atol=1e-5)
+  # Both models' logits reach ~24 here; the cached decode and the full forward differ by up to ~5e-5 in
+  # them, and the mixture carries that into its log-probs.
+  np.testing.assert_allclose(np.where(r.mask, r.logprobs, 0), np.where(r.mask, expect, 0), atol=5e-5)
   np.testing.assert_allclose(np.where(r.mask, r.model_logprobs, 0),
                              np.where(r.mask, losses.token_logps(lp, r.tokens), 0), atol=1e-5)
   r = sampling.generate(policy, prompt, mask, key=jax.random.PRNGKey(4), max_new_tokens=5, mask_model=ref,

@@ -1,0 +1,23 @@
+"""`rljax.host_memory`: importing rljax installs the listener that trims the heap after long compilations."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import rljax  # noqa: F401  (installs the listener)
+from rljax import host_memory
+
+
+def test_trim_runs_after_a_compilation_longer_than_the_threshold(monkeypatch):
+  if host_memory._malloc_trim() is None:
+    pytest.skip("no glibc malloc_trim on this platform")
+  assert host_memory._trim is not None and host_memory.trim_after_compiles()
+  calls = []
+  monkeypatch.setattr(host_memory, "_trim", calls.append)
+  monkeypatch.setattr(host_memory, "_min_seconds", 0.0)
+  jax.jit(lambda x: jnp.sin(x) * 3.0 + 0.5)(jnp.arange(7.0)).block_until_ready()  # a fresh compilation
+  assert calls and set(calls) == {0}
+  calls.clear()
+  monkeypatch.setattr(host_memory, "_min_seconds", 1e9)
+  jax.jit(lambda x: jnp.cos(x) * 3.0 + 0.5)(jnp.arange(7.0)).block_until_ready()
+  assert not calls
