@@ -35,7 +35,7 @@ from flax import nnx
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from model_step import device_line, llama_config, time_interleaved  # noqa: E402
+from model_step import add_model_args, device_line, llama_config, time_interleaved  # noqa: E402
 from rljax import training as T  # noqa: E402
 from rljax.models import lora  # noqa: E402
 from rljax.models.decoder import Decoder  # noqa: E402
@@ -92,12 +92,7 @@ def setup(cfg, lora_cfg: lora.LoRAConfig | None, batch: dict):
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--d-model", type=int, default=256)
-  p.add_argument("--n-layers", type=int, default=4)
-  p.add_argument("--n-heads", type=int, default=8)
-  p.add_argument("--n-kv-heads", type=int, default=4)
-  p.add_argument("--d-ff", type=int, default=704)
-  p.add_argument("--vocab", type=int, default=8192)
+  add_model_args(p)
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--seq", type=int, default=256)
   p.add_argument("--dtype", default="float32", help="parameter and compute dtype")

@@ -449,6 +449,16 @@ def run_gpu(args):
   print("MFU = (6 N_matmul + 12 n_layers d_model T) x tokens/s / peak dense bf16 FLOP/s")
 
 
+def add_model_args(p: argparse.ArgumentParser) -> None:
+  """The Llama sizes of the CPU speed config (the default size of this benchmark and of lora_step.py)."""
+  p.add_argument("--d-model", type=int, default=256)
+  p.add_argument("--n-layers", type=int, default=4)
+  p.add_argument("--n-heads", type=int, default=8)
+  p.add_argument("--n-kv-heads", type=int, default=4)
+  p.add_argument("--d-ff", type=int, default=704)
+  p.add_argument("--vocab", type=int, default=8192)
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--gpu", action="store_true", help="~1B-param bf16 tokens/s + MFU on the default device")
@@ -464,13 +474,7 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=5, help="timed steps (median)")
   p.add_argument("--warmup", type=int, default=2, help="warm-up steps (the first compiles)")
   p.add_argument("--chunk", type=int, default=None, help='chunk_size for model_token_logps (default "auto")')
-  # CPU speed config
-  p.add_argument("--d-model", type=int, default=256)
-  p.add_argument("--n-layers", type=int, default=4)
-  p.add_argument("--n-heads", type=int, default=8)
-  p.add_argument("--n-kv-heads", type=int, default=4)
-  p.add_argument("--d-ff", type=int, default=704)
-  p.add_argument("--vocab", type=int, default=8192)
+  add_model_args(p)  # CPU speed config
   p.add_argument("--skip-torch", action="store_true")
   p.add_argument("--skip-unfused-speed", action="store_true")
   p.add_argument("--skip-speed", action="store_true")

@@ -10,9 +10,9 @@ compiler's own peak).
 
 `trim_after_compiles()` registers a `jax.monitoring` listener that calls glibc's `malloc_trim(0)` once
 after every backend compilation that took at least `min_seconds` (short compilations leave little
-behind, and trimming walks the whole heap, a few milliseconds). It runs when rljax is imported, on any
-backend (compilers for GPU and TPU free host memory the same way); without glibc (macOS, musl) it does
-nothing.
+behind, and trimming walks the whole heap, a few milliseconds). It is installed when `rljax.ops` (under
+losses, models and sampling) is imported, on any backend (compilers for GPU and TPU free host memory the
+same way); without glibc (macOS, musl) it does nothing.
 """
 
 from __future__ import annotations
