@@ -40,9 +40,8 @@ would otherwise enter the ratio); that costs a copy of the trainable parameters,
 needs anyway: the pending rollout is a pure function of θ_b, the prompts and the key, so a run restored
 from a checkpoint resamples it to the same tokens and continues as the uninterrupted run would.
 
-A critic (presets with `critic.enabled`, i.e. GAE: ppo, pf_ppo) lives in an `ActorCritic` module:
-a `rljax.models.ValueHead` on the policy's backbone (shared) or on a separate backbone. The value of
-response token t is read where its log-probability is, at the hidden state of position t − 1.
+A critic (presets with `critic.enabled`, i.e. GAE: ppo, pf_ppo) lives in an `ActorCritic`
+(`rljax.training.actor_critic`, with the response forward passes).
 
 The reference policy is `state.extra["ref_params"]` (same graph definition as the trained model;
 `init_online_state` copies the initial parameters there), so checkpoints carry it. With LoRA
