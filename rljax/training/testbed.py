@@ -40,6 +40,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from rljax import algorithms
 from rljax.models.config import DecoderConfig
 from rljax.models.decoder import Decoder
 from rljax.tasks import toy_suite
@@ -235,7 +236,9 @@ class Testbed:
     learned reward model)."""
     r = self.cfg.rl
     reward_fn = self.suite.reward_fn if reward_fn is None else reward_fn
-    return online.make_online_rl(preset, graphdef=graphdef or self.graphdef(), reward_fn=reward_fn,
+    if graphdef is None:
+      graphdef = nnx.graphdef(self._policy(0, _critic(preset)))
+    return online.make_online_rl(preset, graphdef=graphdef, reward_fn=reward_fn,
                                  group_size=int(r.group_size), max_new_tokens=self.max_new_tokens,
                                  eos_token_id=toy_suite.EOS_ID, pad_token_id=toy_suite.PAD_ID,
                                  temperature=float(r.temperature), teacher=teacher, **kwargs)
@@ -246,11 +249,12 @@ class Testbed:
               eval_fn: Callable | None = None, eval_every: int | None = None):
     """`steps` online iterations of `preset` from `params` (phase `<name>/seed<seed>`, resumed from its
     checkpoint); returns the final `TrainState`. `algo` overrides the `OnlineRL` built from `preset`,
-    `prompt_fn` the prompt stream (default `prompt_fn(seed, demos=demos)`)."""
+    `prompt_fn` the prompt stream (default `prompt_fn(seed, demos=demos)`). Critic presets (ppo, pf_ppo) train an
+    `online.ActorCritic` (the state's `params["policy"]` is the decoder; `eval_fn` gets those)."""
     r = self.cfg.rl
     algo = algo or self.online(preset, teacher=teacher)
-    model = self.model(seed)
-    nnx.update(model, params)
+    critic = bool(algo.config.critic.enabled)
+    model = self._policy(seed, critic, params)
     opt = make_optimizer(float(r.lr if lr is None else lr), name=r.optimizer)
     _, state = algo.init_state(model, opt, rng=jax.random.PRNGKey(seed))
     prompt_fn = prompt_fn or self.prompt_fn(seed, demos=demos)
@@ -260,10 +264,18 @@ class Testbed:
     return train(state, step_fn, prompt_fn, num_steps=int(r.steps if steps is None else steps), writer=writer,
                  phase=phase, checkpointer=Checkpointer(os.path.join(self.workdir, "ckpt", name, f"seed{seed}")),
                  log_every=int(self.cfg.log_every), ckpt_every=int(self.cfg.ckpt_every),
-                 eval_fn=self.eval_fn if eval_fn is None else eval_fn,
+                 eval_fn=_on_policy(self.eval_fn if eval_fn is None else eval_fn, critic),
                  eval_every=int(r.eval_every if eval_every is None else eval_every), data_from_state=True,
                  bar_keys=("reward_mean", f"eval/acc/all/mean@{k}"), progress=False,
                  step_of=lambda st: int(st.step) // algo.updates_per_iteration)
+
+  def _policy(self, seed: int, critic: bool, params=None) -> nnx.Module:
+    """The decoder (from `params` when given), inside an `online.ActorCritic` with a fresh value head for
+    critic presets (PPO with GAE)."""
+    model = self.model(seed)
+    if params is not None:
+      nnx.update(model, params)
+    return online.ActorCritic(model, rngs=nnx.Rngs(seed + 1)) if critic else model
 
   def curves(self, phase: str, keys: Sequence[str] = ("reward_mean", "entropy", "response_length")) -> dict:
     """`{key: [(step, value), ...]}` of a phase's logged metrics (metrics.jsonl of the work directory),
@@ -272,6 +284,18 @@ class Testbed:
     k = int(self.cfg.eval.k)
     keys = dict({key: key for key in keys}, accuracy=f"eval/acc/all/mean@{k}")
     return {name: [(x["step"], x[key]) for x in m if key in x] for name, key in keys.items()}
+
+
+def _critic(preset) -> bool:
+  cfg = algorithms.get(preset) if isinstance(preset, str) else preset
+  return bool(cfg["critic"]["enabled"])
+
+
+def _on_policy(eval_fn: Callable, critic: bool) -> Callable:
+  """An evaluation of the policy's parameters: for an actor-critic state, `params["policy"]`."""
+  if not critic:
+    return eval_fn
+  return lambda st: eval_fn(getattr(st, "params", st)["policy"])
 
 
 def accuracy(metrics: dict, k: int, scope: str = "all") -> dict[str, float]:
