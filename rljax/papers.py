@@ -11,9 +11,10 @@ stem: its module `rljax/<area>/<key>.py`, `configs/<key>.py`, `experiments/<key>
 `notebooks/<key>.ipynb` and `tests/papers/test_<key>.py` share it. Fields: `title`, `authors`,
 `year`, `arxiv`, `venue`; `module` (where the method lives); `predicted` (the headline prediction in
 words); `experiment = false` for a kernel without an experiment; `note` (where the measurement
-differs from the prediction, and why); and `[[claims]]`, the predicted numbers, each with a `name`
-(a key of the experiment's `headline()`), a `text`, a `band = [lo, hi]` and optionally a looser
-`smoke = [lo, hi]` that the tests' small run must reach.
+differs from the prediction, and why); `shared_module = true` when the method lives in shared code
+named for what it holds (the survey's advantage kernels, the Lite PPO preset); and `[[claims]]`, the
+predicted numbers, each with a `name` (a key of the experiment's `headline()`), a `text`, a
+`band = [lo, hi]` and optionally a looser `smoke = [lo, hi]` that the tests' small run must reach.
 
 What was measured is not typed in by hand: `--publish` copies the `summary.json` of a run (normally
 the `full` preset) to `docs/papers/<key>.json`, and the status follows from it:
@@ -75,6 +76,9 @@ class Paper:
   venue: str = ""
   claims: tuple[Claim, ...] = ()
   note: str = ""  # where and why the measurement differs from the prediction
+  # The method is shared machinery named for what it holds (a survey's canonical kernels, a preset of known
+  # tricks), not a module of the paper's own: `module` then need not carry the key.
+  shared_module: bool = False
 
   @property
   def summary(self) -> dict[str, Any] | None:

@@ -65,11 +65,11 @@ The presets (each one's `paper` and `notes` give the source and the departures):
 | `kl_cov`                | clip_cov | KL-Cov kernel                                                      |
 | `kdrl`                  | base     | KDRL kernel: k2 KL to the teacher with a linear β schedule         |
 | `nft`                   | base     | NFT kernel, dynamic sampling                                       |
-| `oreal`                 | base     | OREAL kernel with RLOO advantages, dynamic sampling                |
+| `oreal`                 | base     | OREAL kernel with RLOO advantages, one-correct-one-wrong filter    |
 | `grpo_d`                | grpo     | GRPO-D β(step) ramp schedule                                       |
 | `apo`                   | grpo     | STCR advantage scale, DADS-weighted KL loss                        |
 | `pf_ppo`                | ppo      | rank-based per-prompt response filter                              |
-| `hpt`                   | base     | HPT kernel: GRPO or demonstration NFT per prompt                   |
+| `hpt`                   | base     | HPT kernel: Dr.GRPO (no clip) or demonstration NLL per prompt      |
 | `remax`                 | base     | REINFORCE with the greedy response's reward as baseline            |
 | `ppo_max`               | ppo      | running reward normalisation + clip, GAE λ = 0.95, value clip 0.2  |
 | `nlpo`                  | ppo      | PPO over the top-p action set of a frozen masking policy, adaptive β |
@@ -157,7 +157,7 @@ def _ppo() -> dict:
 
 def _grpo() -> dict:
   return _merge(_base(), dict(
-      unchecked=('kl.coef', 'group_size'),
+      unchecked=('loss_kwargs.clip_low', 'loss_kwargs.clip_high'),
       paper=("DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models. Shao, Wang, "
              "Zhu, Xu, Song, Zhang, Li, Wu & Guo, 2024, arXiv 2402.03300."),
       agg="seq-mean-token-mean",
@@ -165,7 +165,11 @@ def _grpo() -> dict:
       group_size=64,
       notes=(
           "Original GRPO (spec §1.2.3): (R − mean_g)/(std_g + 1e-6) with the unbiased std, PPO-clip ε = 0.2, "
-          "per-response token mean ('seq-mean-token-mean'), k3 KL as a loss. [M] β = 0.04, G = 64. "
+          "per-response token mean ('seq-mean-token-mean'), k3 KL as a loss. β = 0.04, G = 64 [V DeepSeekMath §4.2: "
+          "'The KL coefficient is 0.04. For each question, we sample 64 outputs', lr 1e-6, batch 1024, one policy "
+          "update per exploration stage, so the ratio is 1 and the clip never binds in its runs]. [M] ε = 0.2 "
+          "(§4.2 gives "
+          "no value). "
           "vs TRL GRPOTrainer: default loss_type 'dapo' (token-mean; loss_type='grpo' matches this), beta 0.0, "
           "std eps 1e-4, k3 unclamped and multiplied by the IS ratio (use_bias_correction_kl). vs verl: "
           "loss_agg_mode 'token-mean', kl_loss_coef 0.001 (low_var_kl = k3 clamped as here), " + _VERL_DIFF + "."
@@ -194,7 +198,8 @@ def _dr_grpo() -> dict:
 
 def _dapo() -> dict:
   return _merge(_grpo(), dict(
-      unchecked=('loss_kwargs.clip_high', 'group_size', 'overlong.max_len', 'overlong.cache_len', 'overlong.factor', 'dynamic_sampling.max_num_gen_batches'),
+      unchecked=('loss_kwargs.clip_high', 'group_size', 'overlong.max_len', 'overlong.cache_len', 'overlong.factor',
+                 'dynamic_sampling.max_num_gen_batches'),
       paper=("DAPO: An Open-Source LLM Reinforcement Learning System at Scale. Yu, Zhang, Zhu, Yuan, Zuo, et "
              "al. (ByteDance Seed, Tsinghua AIR), 2025, arXiv 2503.14476."),
       loss_kwargs=dict(clip_high=0.28),
@@ -217,16 +222,23 @@ def _dapo() -> dict:
 
 def _lite_ppo() -> dict:
   return _merge(_base(), dict(
-      unchecked=('advantage_kwargs.scale', 'group_size'),
+      unchecked=('group_size',),
       paper=("Part I: Tricks or Traps? A Deep Dive into RL for LLM Reasoning. Liu, Wang, et al. (Alibaba), "
              "2025, arXiv 2508.08221."),
-      advantage_kwargs=dict(scale="batch"),
+      advantage_kwargs=dict(scale="batch", center="group"),
       notes=(
           "Lite PPO (spec §2): group-mean centring with the batch std of the raw rewards, vanilla PPO-clip "
-          "ε = 0.2, token-mean, no critic, no KL, no dynamic sampling, no overlong filtering. [M] batch std of "
-          "raw (not group-centred) rewards, G = 8. vs TRL: scale_rewards='batch' is the same normalisation "
-          "(eps 1e-4); TRL's default is 'group'. vs ROLL's sample config: it keeps kl_loss_coef = 0.001. vs "
-          "verl: no batch-std option in compute_grpo_outcome_advantage; " + _VERL_DIFF + "."
+          "ε = 0.2, token-mean, no critic, no KL, no dynamic sampling, no overlong filtering. Checked in "
+          "alibaba/ROLL (roll/utils/functionals.py at 41422373, the paper's framework): the LitePPO doc config "
+          "sets norm_mean_type='group', norm_std_type='batch', and `reward_norm` then computes (R − mean_g R) / "
+          "(R.std() + 1e-6), the unbiased std of the raw response rewards over the whole batch: center='group', "
+          "scale='batch', eps = 1e-6, std_ddof = 1 here. The same file keeps an older `group_reward_norm(..., "
+          "div_std_global=True)` that divides by the std of the group-centred rewards (the doc's earlier "
+          "revision, 'coming soon'); the pipelines call it without div_std_global, so it is not used. The "
+          "paper's own equation was not read. [M] G = 8 (ours; the doc config's num_return_sequences_in_group "
+          "is a template value). vs TRL: scale_rewards='batch' is the same normalisation (eps 1e-4); TRL's "
+          "default is 'group'. vs ROLL's sample config: it keeps kl_loss_coef = 0.001. vs verl: no batch-std "
+          "option in compute_grpo_outcome_advantage; " + _VERL_DIFF + "."
       ),
   ))
 
@@ -307,33 +319,41 @@ def _gspo() -> dict:
 
 def _clip_cov() -> dict:
   return _merge(_base(), dict(
-      unchecked=('group_size',),
+      unchecked=(),
       paper=("The Entropy Mechanism of Reinforcement Learning for Reasoning Language Models. Cui, Zhang, Chen, "
              "Yuan, Wang, Zuo, Li, Fan, Chen, Chen, Liu, Peng, Bai, Ouyang, Cheng, Zhou & Ding, 2025, arXiv "
              "2505.22617."),
       loss="clip_cov",
-      loss_kwargs=_Replace(clip_ratio=2e-4, cov_lb=1.0, cov_ub=5.0, clip_low=0.2, clip_high=0.2),
+      loss_kwargs=_Replace(clip_ratio=2e-4, cov_lb=1.0, cov_ub=5.0, clip_low=1.0, clip_high=1.0),
       notes=(
-          "Clip-Cov (spec §3.2.4): PPO-clip ε = 0.2 on GRPO advantages, token-mean, with a random "
-          "clip_ratio = 2e-4 fraction of the tokens whose Cov(logp, A) lies in (1, 5) detached; needs "
-          "batch['key']. No KL. [M] G = 8 (placeholder). Matches verl policy_loss mode 'clip_cov' and its "
-          "defaults (clip_cov_ratio 2e-4, lb 1, ub 5); the draw is uniform like torch.randperm but not the "
-          "same subset. Toy batches (< 1/ratio tokens) select a single token: scale the ratio. No TRL "
-          "counterpart."
+          "Clip-Cov (spec §3.2.4): PPO-clip with ε_low = ε_high = 1 on GRPO advantages (G = 8), token-mean, "
+          "with a random clip_ratio = 2e-4 fraction of the tokens whose Cov(logp, A) lies in (1, 5) detached; "
+          "needs batch['key']. No KL, no entropy bonus. All values are the authors' (PRIME-RL/Entropy-Mechanism-"
+          "of-RL recipe/dapo/{7b,32b}_clip_cov.sh: clip_ratio_low = clip_ratio_high = 1, clip_cov_ratio 2e-4, "
+          "lb 1, ub 5, n = 8; corrected from ε = 0.2, which is their baseline's and KL-Cov's). Ours: dynamic "
+          "sampling off (their Clip-Cov recipe filters groups by accuracy, up to 10 generation batches; their "
+          "baseline and KL-Cov recipes do not); the recipe's 8 updates per rollout (256 prompts, mini-batch 32) "
+          "are a trainer setting (make_online_rl minibatches). Matches verl policy_loss mode 'clip_cov'; the "
+          "draw is uniform like torch.randperm but not the same subset. Toy batches (< 1/ratio tokens) select "
+          "a single token: scale the ratio. No TRL counterpart."
       ),
   ))
 
 
 def _kl_cov() -> dict:
   return _merge(_clip_cov(), dict(
-      unchecked=('group_size',),
+      unchecked=(),
       loss="kl_cov",
       loss_kwargs=_Replace(kl_ratio=2e-3, kl_coef=1.0),
       notes=(
           "KL-Cov (spec §3.2.5): unclipped −A·r plus kl_coef·|log r| on the top kl_ratio fraction of tokens "
-          "by Cov(logp, A), token-mean, no reference KL. κ = 2e-3, β = 1 are the paper's 7B recipe; the paper "
-          "uses κ = 2e-4 for 32B [M]; G = 8 placeholder. vs verl policy_loss mode 'kl_cov': same kernel, but "
-          "verl's config defaults are kl_cov_ratio 2e-4 and ppo_kl_coef 0.1. No TRL counterpart."
+          "by Cov(logp, A), token-mean, no reference KL, G = 8. κ = 2e-3, β = 1 are the authors' 7B recipe "
+          "(recipe/dapo/7b_kl_cov.sh: k_percent = 0.2, i.e. 0.2 %, ppo_kl_coef = 1; 32B: κ = 2e-4). Their "
+          "recipe makes one update per rollout (mini-batch = batch = 256 prompts; 64 in 32b_kl_cov_mininbsz.sh): "
+          "there δ = log r is 0 up to the rounding between verl's old-log-prob pass and the training forward, "
+          "and |δ| has gradient sign(δ), so the penalty only acts from the second update of a rollout on "
+          "(make_online_rl minibatches > 1). vs verl policy_loss mode 'kl_cov': same kernel, but verl's config "
+          "defaults are kl_cov_ratio 2e-4 and ppo_kl_coef 0.1. No TRL counterpart."
       ),
   ))
 
@@ -344,7 +364,7 @@ def _kdrl() -> dict:
       paper=("KDRL: Post-Training Reasoning LLMs via Unified Knowledge Distillation and Reinforcement Learning. "
              "Xu, Zhu, Deng, Li, Hou, Wang, Shang, Xu & Mi, 2025, arXiv 2506.02208."),
       loss="kdrl",
-      loss_kwargs=_Replace(kd_mask="none", clip_low=0.2, clip_high=0.2),
+      loss_kwargs=_Replace(kd_mask="none", pg_coef=1.0, clip_low=0.2, clip_high=0.2),
       kl=dict(kind="k2", coef=5e-3, where="loss", clamp=None, target="teacher_logp",
               schedule=dict(name="kdrl_linear", beta0=5e-3, beta_min=1e-3, decay=1e-5)),
       notes=(
@@ -352,16 +372,19 @@ def _kdrl() -> dict:
           "teacher_logp) on the student's own samples, in place of the reference KL; needs "
           "batch['teacher_logp'] and batch['step'] (β_t = max(5e-3 − decay·t, 1e-3)). [M] k2 preferred over "
           "k3, β0 = 5e-3, β_min = 1e-3, decay = 1e-5/step (placeholder; the paper's rate was not read), "
-          "kd_mask 'none' (which reward-guided mask won is unchecked), G = 8. `kl.coef` is unused while "
-          "`kl.schedule` is set. No TRL/verl counterpart: verl's use_kl_loss with the reference swapped for "
-          "the teacher is the closest (kl_loss_coef 0.001, low_var_kl)."
+          "kd_mask 'none' (which reward-guided mask won is unchecked; secondary summaries describe masking "
+          "the KD term on correct responses, i.e. 'response'), G = 8. No code of the authors was found, so "
+          "none of these is checked. `kl.coef` is unused while `kl.schedule` is set. `loss_kwargs.pg_coef` "
+          "= 1 is KDRL; 0 gives the paper's pure on-policy RKL distillation baseline. No TRL/verl "
+          "counterpart: verl's use_kl_loss with the reference swapped for the teacher is the closest "
+          "(kl_loss_coef 0.001, low_var_kl)."
       ),
   ))
 
 
 def _nft() -> dict:
   return _merge(_base(), dict(
-      unchecked=('group_size',),
+      unchecked=('agg',),
       paper=("Bridging Supervised Learning and Reinforcement Learning in Math Reasoning. Chen, Zheng, Zhu, "
              "Chen, Zhao, Wang, Chen, Liu, Zhu & Zhu (NVIDIA, Tsinghua), 2025, arXiv 2505.18116."),
       advantage_kwargs=dict(scale="none"),
@@ -370,16 +393,19 @@ def _nft() -> dict:
                            acc_clip=(0.02, 0.98), ratio_type="token", log_ratio_clamp=10.0),
       agg="seq-mean-token-sum-norm",
       group_size=16,
-      dynamic_sampling=dict(enabled=True),
+      dynamic_sampling=dict(enabled=True, max_num_gen_batches=10),
       notes=(
           "NFT (spec §5): maximum likelihood on positives under π_θ and on negatives under the implicit "
           "negative policy, weights from the group accuracy r̂ = mean_g R (binary rewards; computed from "
           "batch['rewards']), groups with r̂ ∈ {0, 1} dropped. The loss does not read the advantages; "
           "`advantage` = Dr. GRPO's because on-policy NFT with 'one_minus_r' has exactly the Dr. GRPO "
-          "gradient. Values of the released NVlabs/NFT scripts (as the kernel documents): normalize=1 "
-          "('one_minus_r'), clamp_negative 1.0, clamp_positive 0.0, log-ratio clamp 10; the spec's "
-          "placeholders were 'grpo' weighting and ε⁻ = 1e-2 [M]. [M] G = 16. The reference divides by a "
-          "constant 1000; here S·T ('seq-mean-token-sum-norm'). No TRL/verl counterpart."
+          "gradient. Read in NVlabs/NFT train_7B.sh / train_32B.sh / dp_actor.py (and the kernel's own "
+          "defaults): normalize=1 ('one_minus_r'), neg_weight 1.0 (0.0 = RFT, −1 = DAPO), clamp_negative "
+          "1.0, clamp_positive 0.0, ratio_type 'token', log-ratio clamp 10, r̂ clipped to [0.02, 0.98], "
+          "n = 16 responses, filter_groups with max_num_gen_batches 10, no KL; the spec's earlier "
+          "placeholders were 'grpo' weighting and ε⁻ = 1e-2. Ours: the aggregation, since the reference "
+          "divides a token sum by a constant 1000; here S·T ('seq-mean-token-sum-norm'). No TRL/verl "
+          "counterpart."
       ),
   ))
 
@@ -392,20 +418,23 @@ def _oreal() -> dict:
       advantage="rloo",
       advantage_kwargs=_Replace(),
       loss="oreal",
-      loss_kwargs=_Replace(pos_factor=1.0, neg_factor=0.5, sft_weight=1.0, pg_weight=1.0, sft_mult_adv=False,
+      loss_kwargs=_Replace(pos_factor=1.0, neg_factor=0.5, sft_weight=1.0, pg_weight=0.0, sft_mult_adv=True,
                            clip_low=0.2, clip_high=0.2),
       kl=dict(kind="k3", coef=0.01, where="loss", clamp=None),
       group_size=16,
-      dynamic_sampling=dict(enabled=True),
       filter_trajectory=True,
       notes=(
-          "OREAL (spec §6): released config reward_shaping_type='rloo' (A⁺ = 1 − p̂_loo, A⁻ = −p̂_loo), BC "
-          "on positives + PPO-clip on both sets, each set token-mean'd by its own count, λ⁺ = 1, λ⁻ = 0.5, "
-          "k3 KL β = 0.01 (the kernel's, unclamped), 16 samples per prompt [V config]; w_sft = w_pg = 1 "
-          "(xtuner v1; the original trainer is pg_weight=0, sft_mult_adv=True). Optional "
-          "batch['token_weights'] from the token RM. filter_trajectory (one correct + one incorrect per "
-          "prompt) is the sampler's job; dynamic sampling drops the all-equal groups here. [M] the paper's "
-          "own negative-reward factor. No TRL/verl counterpart."
+          "OREAL (spec §6), the released trainer (train_oreal.py + configs, InternLM; read in a stored mirror): "
+          "RLOO advantages over all k = 16 samples (reward_shaping_type='rloo': A⁺ = 1 − p̂_loo, A⁻ = −p̂_loo), "
+          "computed BEFORE filter_trajectory, which keeps one uniformly drawn correct and one incorrect "
+          "response per prompt with both outcomes (pass rate 0 or 1: dropped, no refill); BC on positives "
+          "times A⁺ (pos_mult_adv=True, sft_mult_adv here) over N⁺ tokens, λ⁺ = 1; on-policy policy gradient "
+          "on negatives over N⁻ tokens, λ⁻ = 0.5 (pg_weight = 0: no PG term on positives; PPO-clip ε = 0.2 "
+          "equals the trainer's unclipped ratio at its single update); k3 ('unbias') KL β = 0.01 over all "
+          "kept tokens [V]. Optional batch['token_weights'] from the token RM (rljax.training.token_rm: "
+          "RM lr 2e-6 vs actor 5e-7, actor frozen 10 of 90 steps in the release). Not represented: top-p 0.9 "
+          "sampling, the difficulty-bucket prompt repeats. xtuner v1's OrealLoss instead uses pg_weight=1, "
+          "sft_mult_adv=False. [M] the paper's own negative-reward factor. No TRL/verl counterpart."
       ),
   ))
 
@@ -423,14 +452,18 @@ def _grpo_d() -> dict:
           "ramping from β_min to β_max over the first warmup_frac of training; needs batch['step'] (traced, "
           "no recompile). [M] the whole schedule: 'ramp', β_min = 0, β_max = 0.04, w = 0.3; total_steps = 1000 "
           "is a placeholder (set it to the run length); G = 8 placeholder. `kl.coef` is unused while "
-          "`kl.schedule` is set. vs TRL/verl: constant beta / kl_loss_coef only (see the grpo preset)."
+          "`kl.schedule` is set. No released code was found (stored repositories and pages searched); the "
+          "abstract and secondary summaries give only the direction (weak KL early, stronger later), so every "
+          "schedule value stays ours. On the toy-suite testbed β = 0.04 is indistinguishable from β = 0 "
+          "(experiments/grpo_d.py uses β_max = 1). vs TRL/verl: constant beta / kl_loss_coef only (see the grpo "
+          "preset)."
       ),
   ))
 
 
 def _apo() -> dict:
   return _merge(_grpo(), dict(
-      unchecked=('loss_kwargs.clip_low', 'loss_kwargs.clip_high', 'agg'),
+      unchecked=('agg',),
       paper=("APO: Enhancing Reasoning Ability of MLLMs via Asymmetric Policy Optimization (View-R1). Hong, "
              "Guo, Xia, Wang, Zhang, Jin & Zhao, 2025, arXiv 2506.21655."),
       advantage_kwargs=dict(eps=1e-9),
@@ -442,8 +475,11 @@ def _apo() -> dict:
           "APO (spec §8, View-R1 code): GRPO advantages (unbiased std, eps 1e-9) times the STCR scale "
           "(longer-than-correct wrong answers get up to 2× more negative advantage), PPO-clip ε = 0.2, k3 KL "
           "loss β = 1e-3 (init_kl_coef, unclamped) weighted per response by DADS f(d) = 1 − exp(−e(1 − d)) "
-          "on positives, per-response token mean; n = 8 [V script]. Lengths are Σ_t mask. [M] OpenRLHF's "
-          "ε = 0.2 and the per-response ('seq-mean-token-mean') policy-loss aggregation. With stcr and dads "
+          "on positives, per-response token mean; n = 8 [V script]. Lengths are Σ_t mask. ε = 0.2 [V: View-R1's "
+          "train_ppo_ray.py defaults --eps_clip to 0.2 and train_grpo.sh does not set it]. [M] the per-response "
+          "('seq-mean-token-mean') policy-loss aggregation (OpenRLHF's PolicyLoss of that time; View-R1's own "
+          "loss.py is not in the stored code). STCR's base 1.00001 is sized for excess lengths of thousands of "
+          "tokens (s = 1.04 at Δ = 4096). With stcr and dads "
           "disabled this is GRPO with β = 1e-3. vs TRL/verl: neither has DADS/STCR; verl's kl_loss_coef is "
           "0.001 too but unweighted and token-mean."
       ),
@@ -464,24 +500,41 @@ def _pf_ppo() -> dict:
           "[M] N = 8, strategy 'best_worst' (BR/BW beat BoN/none on R²; pick by rljax.losses.pf_ppo."
           "choose_filter); 'best_random' also needs batch['key']. vs verl (compute_pf_ppo_reweight_data): "
           "batch-level resampling with replacement by |r|^2 ('pow'), not a per-prompt filter; see "
-          "pf_ppo.pf_ppo_resample. No TRL counterpart."
+          "pf_ppo.pf_ppo_resample. Order as in verl's compute_advantage (checked): GAE and its masked "
+          "whitening over the whole batch first, then the filter/reweighting, so kept responses keep their "
+          "batch-whitened advantages and the critic trains on kept responses only. The authors' branch "
+          "(DtYXs/verl pf-ppo) was not available: N, the filter set and the paper's R² values stay [M]. "
+          "No TRL counterpart."
       ),
   ))
 
 
 def _hpt() -> dict:
   return _merge(_base(), dict(
-      unchecked=('loss_kwargs.gamma', 'group_size'),
+      unchecked=(),
       paper=("Towards a Unified View of Large Language Model Post-Training (UPGE + HPT). Lv, Zuo, Sun, Liu, "
              "Wei, Chen, Ding, Zhou, et al., 2025, arXiv 2509.04419."),
+      advantage_kwargs=dict(scale="none"),
       loss="hpt",
-      loss_kwargs=_Replace(gamma=0.0, mode="switch", clip_low=0.2, clip_high=0.2, dual_clip=None),
+      loss_kwargs=_Replace(gamma=0.0, sft_coef=1.0, mode="switch", clip_low=float("inf"), clip_high=float("inf"),
+                           rl_norm="width"),
+      agg="token-mean",
+      entropy_coef=0.001,
       group_size=8,
       notes=(
-          "HPT (spec §12): per prompt, GRPO (PPO-clip ε = 0.2, token-mean) on its rollouts if the rollout "
-          "accuracy P_q = mean_g R > γ, else NLL of its demonstration (batch['demo_logp'], "
-          "batch['demo_mask'], [G, Td]); both sides share one token-mean denominator. [M] γ = 0 (Qwen2.5-"
-          "Math; larger for weaker models), n = 8, no KL. No TRL/verl counterpart (built on LUFFY + verl)."
+          "HPT (spec §12), from the authors' code (TsinghuaC3I/Unify-Post-Training: mix_trainer.py "
+          "select_on_off_ada_balance, mix_actor.py, exp_scripts/train.sh): per prompt, count the correct "
+          "rollouts k_q of n = 8; if k_q <= γ drop them and train sft_coef × the token-mean NLL of the "
+          "demonstration (batch['demo_logp'], batch['demo_mask'], [G, Td]), else RL on the rollouts. Code "
+          "values: γ = 0 (Qwen2.5-Math; γ = 2 in train_llama.sh), sft_coef = 1.0, Dr.GRPO advantages "
+          "R − mean_g (grpo_use_std=False), no ratio clip (loss_remove_clip=True: ε = ∞), RL tokens summed "
+          "and divided by the padded width T (loss_remove_token_mean=True: rl_norm='width'), entropy "
+          "coefficient 0.001 on the token-mean entropy ('token-mean' is used for that term only), no KL (lr "
+          "5e-6, 128 prompts, 500 steps there). verl applies the loss per micro-batch (a token budget) and "
+          "averages over micro-batches, so there the RL side's weight against the demonstrations grows with "
+          "the micro-batch's rollouts, here with the batch's; verl's entropy mean also covers the "
+          "demonstration tokens. [M] the paper's text (not its code) was not read for these values. No TRL "
+          "counterpart; verl has none built in (built on LUFFY + verl)."
       ),
   ))
 

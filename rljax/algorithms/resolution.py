@@ -51,6 +51,9 @@ Generic pieces applied by the resolved callables (all off unless the preset turn
 * Dynamic sampling: `keep` marks groups whose raw rewards are not all equal, and the loss trains on
   `mask & keep` (the same as dropping the other groups from the batch; the refill loop that keeps
   the batch full is the sampler's job, bounded by `max_num_gen_batches`).
+* OREAL's `filter_trajectory`: `keep` also marks one correct and one incorrect response per group with
+  both outcomes (`rljax.losses.oreal.one_pos_one_neg`, drawn with `batch["key"]`); the advantages are
+  computed on the whole group first.
 * Overlong shaping: R ← R + factor·R_len(L) with L = Σ_t mask (response length), before the estimator.
 * Critic: `value_loss(batch["values"], batch["old_values"], batch["returns"], mask)` times `vf_coef`.
 
@@ -72,7 +75,7 @@ import ml_collections
 from rljax import checks
 from rljax.algorithms import presets
 from rljax.losses import advantages as adv_lib
-from rljax.losses import aggregation, apo, grpo_d, kdrl, pf_ppo, ppo_max, registry, value
+from rljax.losses import aggregation, apo, grpo_d, kdrl, oreal, pf_ppo, ppo_max, registry, value
 from rljax.losses.kl import KINDS as KL_KINDS, kl_penalized_rewards, kl_penalty
 
 Batch = Mapping[str, Any]
@@ -149,6 +152,8 @@ def _validate(c: dict) -> registry.LossSpec:
     raise ValueError("the 'gae' estimator needs critic values: set critic.enabled=True.")
   strategy = c.get("filter", {}).get("strategy", "none")
   checks.check_choice("filter.strategy", strategy, presets.PF_STRATEGIES)
+  if not isinstance(c.get("filter_trajectory", False), bool):
+    raise ValueError(f"`filter_trajectory` must be a bool, got {c['filter_trajectory']!r}.")
   n = c["group_size"]
   if isinstance(n, bool) or not isinstance(n, int) or n < 1:
     raise ValueError(f"`group_size` must be a positive int, got {n!r}.")
@@ -164,7 +169,8 @@ def _plan(config) -> dict:
 
 
 def _uses_keep(c: Mapping) -> bool:
-  return bool(c["dynamic_sampling"]["enabled"]) or c.get("filter", {}).get("strategy", "none") != "none"
+  return (bool(c["dynamic_sampling"]["enabled"]) or c.get("filter", {}).get("strategy", "none") != "none"
+          or bool(c.get("filter_trajectory")))
 
 
 def _loss_kl_applies(c: Mapping) -> bool:
@@ -185,7 +191,7 @@ def _inputs(c: Mapping, spec: registry.LossSpec) -> dict[str, tuple[str, ...]]:
     adv += ["old_logp", kl["target"]]
     if kl.get("adaptive"):
       adv.append("kl_coef")
-  if c.get("filter", {}).get("strategy") == "best_random":
+  if c.get("filter", {}).get("strategy") == "best_random" or c.get("filter_trajectory"):
     adv.append("key")
 
   loss = [k for k in spec.reads if k != "logp"]
@@ -317,6 +323,8 @@ def _compute_advantages(batch: Batch, *, plan: Mapping, estimator: Callable) -> 
     strategy = plan.get("filter", {}).get("strategy", "none")
     if strategy != "none":
       keep = keep & pf_ppo.pf_ppo_filter(raw.reshape(-1, n), batch.get("key"), strategy=strategy).reshape(-1)
+    if plan.get("filter_trajectory"):  # after the advantages: OREAL's RLOO sees the whole group
+      keep = keep & oreal.one_pos_one_neg(raw.reshape(-1, n), batch["key"]).reshape(-1)
     out["keep"] = keep
   out["advantages"] = adv
   return jax.lax.stop_gradient(out)

@@ -35,6 +35,7 @@ from rljax import checks
 from rljax.ops.masks import at_last_token
 
 SCALES = ("group", "batch", "none")
+CENTERS = ("group", "batch")
 BASELINES = ("none", "group")
 
 
@@ -320,6 +321,7 @@ def grpo_advantages(
     *,
     group_size: int,
     scale: Literal["group", "batch", "none"] = "group",
+    center: Literal["group", "batch"] = "group",
     eps: float = 1e-6,
     std_ddof: int = 1,
     valid: jax.Array | None = None,
@@ -329,19 +331,25 @@ def grpo_advantages(
       scale="group":  A_i = (R_i − mean_g R) / (std_g R + eps)     GRPO (verl, TRL default)
       scale="batch":  A_i = (R_i − mean_g R) / (std_B R + eps)     Lite PPO (Liu et al. 2025), TRL "batch"
       scale="none":   A_i =  R_i − mean_g R                         Dr.GRPO (Liu et al. 2025)
+      center="batch": mean_B R replaces mean_g R; with scale="batch" this is batch-level
+                      normalisation (R_i − mean_B R) / (std_B R + eps)   (REINFORCE++-style)
 
   g is the contiguous group of `group_size` responses containing i; std_B is the std of the raw
-  rewards over the whole batch. Each group's advantages sum to 0. std is unbiased (`std_ddof=1`,
+  rewards over the whole batch (not of the group-centred ones): alibaba/ROLL's `reward_norm`, whose
+  `norm_mean_type` / `norm_std_type` are `center` / `scale` here. With center="group" each group's
+  advantages sum to 0 (with "batch", the whole batch's do). std is unbiased (`std_ddof=1`,
   verl and TRL), so a non-constant group's "group" advantages have population std
   sqrt((n−1)/n)·std_g/(std_g + eps); `std_ddof=0` (population std) makes it 1 up to eps.
 
   eps: verl 1e-6 (the default here), TRL 1e-4, OpenRLHF 1e-9. A constant group gives exact zeros
-  (no NaN, even with eps = 0). A singleton group gives 0 (verl: R/(1 + eps); TRL: NaN).
+  (no NaN, even with eps = 0). A singleton group gives 0 with center="group" (verl: R/(1 + eps); TRL:
+  NaN).
 
   Args:
     rewards: `f[B]` outcome rewards, B = G·group_size, grouped contiguously.
     group_size: n, a Python int dividing B.
     scale: "group", "batch" or "none".
+    center: "group" (default) or "batch": the mean subtracted.
     eps: added to the std, >= 0.
     std_ddof: 1 (unbiased, default) or 0 (population std).
     valid: optional `bool[B]`; False entries (filtered samples) are left out of every mean and std
@@ -351,19 +359,21 @@ def grpo_advantages(
     `f[B]` advantages (broadcast with `broadcast_to_tokens`).
   """
   checks.check_choice("scale", scale, SCALES)
+  checks.check_choice("center", center, CENTERS)
   checks.check_nonnegative("eps", eps)
   if std_ddof not in (0, 1):
     raise ValueError(f"`std_ddof` must be 0 or 1, got {std_ddof!r}.")
   r, v = _grouped(rewards, group_size, valid)
   centered, count = _center(r, v)
+  batch_centered, batch_count = _center(r.reshape(1, -1), v.reshape(1, -1))
+  num = centered if center == "group" else batch_centered.reshape(r.shape)
   if scale == "none":
-    return centered.reshape(-1)
+    return num.reshape(-1)
   if scale == "group":
     std = _std(centered, count, std_ddof)
   else:
-    batch_centered, batch_count = _center(r.reshape(1, -1), v.reshape(1, -1))
     std = _std(batch_centered, batch_count, std_ddof)
-  return _safe_div(centered, std + eps).reshape(-1)
+  return _safe_div(num, std + eps).reshape(-1)
 
 
 def rloo_advantages(rewards: jax.Array, *, group_size: int, valid: jax.Array | None = None) -> jax.Array:

@@ -120,8 +120,8 @@ def clip_cov_loss(
     clip_ratio: float = 2e-4,
     cov_lb: float = 1.0,
     cov_ub: float = 5.0,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
+    clip_low: float = 1.0,
+    clip_high: float = 1.0,
     agg: str = "token-mean",
 ) -> tuple[jax.Array, Metrics]:
   """Clip-Cov (Cui et al. 2025): PPO-clip with a few high-covariance tokens detached.
@@ -144,7 +144,9 @@ def clip_cov_loss(
     key: PRNG key for the draw.
     clip_ratio: fraction r ∈ (0, 1] of valid tokens to detach (paper/verl: 2e-4).
     cov_lb, cov_ub: ω_lb < ω_ub, the covariance band of candidates (1.0, 5.0).
-    clip_low, clip_high: PPO ε_l, ε_h ≥ 0 (0.2, 0.2).
+    clip_low, clip_high: PPO ε_l, ε_h ≥ 0. Default 1.0 and 1.0, the authors' Clip-Cov recipes
+      (`recipe/dapo/{7b,32b}_clip_cov.sh`: clip_ratio_low = clip_ratio_high = 1), so the ratio is only
+      clipped above 2 for A > 0 (and never for A < 0, as r ≥ 0); their baseline and KL-Cov recipes use 0.2.
     agg: aggregation mode (default "token-mean", the paper's).
 
   Metrics: `clipfrac` (PPO clipping, ℓ² > ℓ¹), `frac_selected` (detached tokens / N; verl logs

@@ -25,8 +25,12 @@ With the PPO clip mask (`ppo_stable_mask`) the UPGE gradient equals the PPO-clip
 (no dual clip). Only gradients are shared: the surrogate's *value* is −Â·r on kept tokens.
 
 HPT switches per prompt q between RL on its n rollouts and SFT on its demonstration y*_q by the
-rollout accuracy P_q: α_q = 1[P_q > γ] (γ = 0: SFT only where every rollout failed, the paper's
-Qwen2.5-Math setting [M]). The optional "soft" gate α_q = σ((P_q − γ)/τ) is a rljax extension.
+number k_q of correct rollouts: RL iff k_q > γ (`hpt_gate`; γ = 0 in the authors' Qwen2.5-Math
+scripts: SFT only where every rollout failed, γ = 2 in their LLaMA3.1-8B script). `hpt_loss` is the
+authors' actor loss: the RL side unclipped, summed over tokens / T, with Dr.GRPO advantages by default,
+plus sft_coef × the token-mean NLL of the gated demonstrations (TsinghuaC3I/Unify-Post-Training, `mix_trainer.py`
+`select_on_off_ada_balance`, `mix_actor.py`, `exp_scripts/train.sh`). The "soft" gate
+α_q = σ((k_q − γ − ½)/τ) is a rljax extension.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from rljax.losses.advantages import broadcast_to_tokens
 from rljax.losses import aggregation
 from rljax.losses.aggregation import aggregate_parts
 from rljax.losses.policy_gradient import ppo_clip_loss
-from rljax.ops.reductions import group_mean
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
@@ -53,6 +56,7 @@ UPGE_INSTANCES = {
     "grpo": ("behaviour", "clip"),
 }
 HPT_MODES = ("switch", "soft")
+HPT_RL_NORMS = ("width", "agg")  # the RL side: Σ/T (the authors' scripts) or the aggregation `agg`
 
 
 def _token_advantages(advantages, mask):
@@ -157,22 +161,35 @@ def upge_instance_loss(
   return unified_pg_loss(logp, logd, advantages, mask, stable, agg=agg)
 
 
-def hpt_gate(group_acc: jax.Array, *, gamma: float = 0.0, mode: str = "switch", temperature: float = 0.1) -> jax.Array:
-  """RL weight α_q `f[G]`: 1[P_q > γ] ("switch") or σ((P_q − γ)/τ) ("soft"); SFT gets 1 − α_q."""
+def hpt_gate(num_correct: jax.Array, *, gamma: float = 0.0, mode: str = "switch",
+             temperature: float = 1.0) -> jax.Array:
+  """RL weight α_q `f[G]` from the count k_q of correct rollouts: 1[k_q > γ] ("switch", the authors'
+  `select_on_off_ada_balance`) or σ((k_q − γ − ½)/τ) ("soft", a rljax extension centred between the
+  switch's last SFT count and its first RL count, so τ → 0 recovers the switch); SFT gets 1 − α_q."""
   checks.check_choice("mode", mode, HPT_MODES)
   checks.check_positive("temperature", temperature)
-  (acc,) = checks.as_compute(jax.lax.stop_gradient(group_acc))
+  (k,) = checks.as_compute(jax.lax.stop_gradient(num_correct))
   if mode == "switch":
-    return (acc > gamma).astype(acc.dtype)
-  return jax.nn.sigmoid((acc - gamma) / temperature)
+    return (k > gamma).astype(k.dtype)
+  return jax.nn.sigmoid((k - gamma - 0.5) / temperature)
+
+
+def count_correct(rewards: jax.Array, group_size: int) -> jax.Array:
+  """`f[G]` count of correct rollouts per prompt: rewards at the verifier's success value 1 (the
+  authors' `reward == success_value`), over contiguous groups of `group_size`."""
+  (r,) = checks.as_compute(jax.lax.stop_gradient(rewards))
+  if r.ndim != 1 or r.shape[0] % group_size:
+    raise ValueError(f"`rewards` must be f[B] with B a multiple of group_size={group_size}, got shape {r.shape}.")
+  return jnp.sum((r >= 1).reshape(-1, group_size), axis=-1).astype(r.dtype)  # a sum: exact integers
 
 
 def _hpt_call(fn, b, ctx):
-  group_acc = group_mean(b["rewards"], ctx["group_size"])
-  return fn(b["logp"], b["old_logp"], b["advantages"], b["mask"], b["demo_logp"], b["demo_mask"], group_acc)
+  k = count_correct(b["rewards"], ctx["group_size"])
+  return fn(b["logp"], b["old_logp"], b["advantages"], b["mask"], b["demo_logp"], b["demo_mask"], k)
 
 
-@register("hpt", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "demo_logp", "demo_mask", "rewards"), call=_hpt_call)
+@register("hpt", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "demo_logp", "demo_mask", "rewards"),
+          call=_hpt_call)
 def hpt_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -180,47 +197,65 @@ def hpt_loss(
     mask: jax.Array,
     demo_logp: jax.Array,
     demo_mask: jax.Array,
-    group_acc: jax.Array,
+    num_correct: jax.Array,
     *,
     gamma: float = 0.0,
+    sft_coef: float = 1.0,
     mode: str = "switch",
-    temperature: float = 0.1,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    dual_clip: float | None = None,
+    temperature: float = 1.0,
+    clip_low: float = jnp.inf,
+    clip_high: float = jnp.inf,
+    rl_norm: str = "width",
     agg: str = "token-mean",
 ) -> tuple[jax.Array, Metrics]:
-  """HPT: per prompt, GRPO (`ppo_clip_loss`) on its rollouts or NLL on its demonstration.
+  """HPT: per prompt q, RL on its n rollouts if k_q > γ correct, else SFT on its demonstration y*_q.
 
-  Rollouts and demonstrations are aggregated *jointly*: their numerators and denominators add, so
-  with "token-mean" every trained token (rollout or demonstration) has the same weight. With all
-  prompts gated to RL the loss is exactly `ppo_clip_loss`; with all gated to SFT it is the NLL of
-  the demonstrations. "switch" drops the unused side's tokens from the denominator; "soft" keeps
-  every token and weights RL advantages by α and demonstration NLL by 1 − α.
+      L = L_RL + sft_coef · L_SFT
+      ℓ_t   = max(−Â·r, −Â·clip(r, 1 − ε_l, 1 + ε_h)),  r = π_θ/π_old, on the tokens m ∧ [k_q > γ]
+      L_RL  = Σ ℓ / T  (`rl_norm="width"`, T the rollout width)  or  aggregate(ℓ, ·, agg)  ("agg")
+      L_SFT = token-mean of −log π_θ(y*_q) over the demonstrations of the prompts with k_q ≤ γ
+
+  as the authors' actor (`mix_actor.py`, offline_loss_type "sft": `pg_loss = sft_loss * sft_loss_coef +
+  pg_loss`, each side normalised on its own). Their scripts drop the ratio clip (`loss_remove_clip=True`:
+  the default ε = ∞ here, i.e. the UPGE instance with π_old denominator and 1_stable = 1,
+  `unified_pg_loss(logp, old_logp, Â, m)`), sum the RL tokens over the padded width T
+  (`loss_remove_token_mean=True`, "width"; not divided by the number of rollouts, so the RL side's weight
+  against the demonstrations' mean grows with the rollouts in a batch: verl computes it per micro-batch and
+  averages over micro-batches, which equals "width" here on a batch of that micro-batch's size) and take
+  Â = R − mean_g R (Dr.GRPO; the advantage estimator's job). γ ≥ n gates every prompt to SFT, γ < 0 none:
+  the loss is then exactly the RL side (with "agg", `ppo_clip_loss(..., agg=agg)`, value and gradient).
+  "soft" trains both sides of every prompt, the RL advantages scaled by α_q and each demonstration
+  token's NLL by 1 − α_q (`hpt_gate`).
+
+  The loss is a sum of two separately normalised terms, so it reports no joint
+  `loss_numerator`/`loss_denominator`: micro-batches are weighted equally, as in verl.
 
   Args:
     logp, old_logp, advantages, mask: `[B, T]` rollout arrays (advantages may be `f[B]`),
       B = G·n in contiguous groups of n.
     demo_logp: `f[G, Td]` log-probs of each prompt's demonstration; receives gradients.
     demo_mask: `bool[G, Td]`.
-    group_acc: `f[G]` rollout accuracy P_q.
-    gamma: accuracy threshold γ (RL iff P_q > γ); mode, temperature: see `hpt_gate`.
-    clip_low, clip_high, dual_clip: passed to `ppo_clip_loss`.
-    agg: aggregation mode (the "seq-mean-token-sum-norm" normaliser is the rollout length T).
+    num_correct: `f[G]` (or int) k_q, the correct rollouts of each prompt (`count_correct`).
+    gamma: the gate γ (RL iff k_q > γ); sft_coef: weight of L_SFT (≥ 0).
+    mode, temperature: see `hpt_gate`.
+    clip_low, clip_high: PPO ratio clip of the RL side (∞: none, the authors' scripts).
+    rl_norm: "width" (Σ/T, the authors' scripts) or "agg" (the aggregation `agg`).
+    agg: aggregation mode of the RL side under `rl_norm="agg"` (a preset's `agg`; unused under "width").
 
-  Metrics: `frac_sft_prompts` (mean of 1 − α), `rl_loss`, `sft_loss` (each side aggregated alone),
-  `loss_numerator`, `loss_denominator`.
+  Metrics: `frac_sft_prompts` (mean 1 − α), `rl_loss`, `sft_loss` (each side alone), `clipfrac`.
   """
   checks.check_choice("agg", agg, aggregation.MODES)
+  checks.check_choice("rl_norm", rl_norm, HPT_RL_NORMS)
+  checks.check_nonnegative("sft_coef", sft_coef)
   (batch, t_len) = checks.check_same_shape(2, logp=logp, old_logp=old_logp, mask=mask)
   advantages = _token_advantages(advantages, mask)
   checks.check_same_shape(2, advantages=advantages, mask=mask)
   (groups, _) = checks.check_same_shape(2, demo_logp=demo_logp, demo_mask=demo_mask)
-  if jnp.shape(group_acc) != (groups,):
-    raise ValueError(f"`group_acc` has shape {jnp.shape(group_acc)}, expected ({groups},) (one per demonstration).")
+  if jnp.shape(num_correct) != (groups,):
+    raise ValueError(f"`num_correct` has shape {jnp.shape(num_correct)}, expected ({groups},) (one per demonstration).")
   if groups == 0 or batch % groups:
     raise ValueError(f"`logp` has {batch} rollouts, not a multiple of the {groups} prompts in `demo_logp`.")
-  alpha = hpt_gate(group_acc, gamma=gamma, mode=mode, temperature=temperature)
+  alpha = hpt_gate(num_correct, gamma=gamma, mode=mode, temperature=temperature)
   alpha_rows = jnp.repeat(alpha, batch // groups)[:, None]
   mask, demo_mask = jnp.asarray(mask, bool), jnp.asarray(demo_mask, bool)
   (dlp,) = checks.as_compute(demo_logp)
@@ -231,23 +266,11 @@ def hpt_loss(
     # α ≥ 0 folds into the advantages: the clipped surrogate is positively homogeneous in Â.
     rl_adv, rl_mask = advantages * alpha_rows, mask
     sft_w, sft_mask = (1 - alpha)[:, None], demo_mask
-  rl, rl_metrics = ppo_clip_loss(
-      logp, old_logp, rl_adv, rl_mask, clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=agg
-  )
-  norm = t_len if agg == "seq-mean-token-sum-norm" else None
-  sft_num, sft_den = aggregate_parts(sft_w * -jnp.where(demo_mask, dlp, 0), sft_mask, agg, norm=norm)
-  rl_den = rl_metrics["loss_denominator"]
-  # token-sum's denominator is the constant 1, not a count, so it does not add.
-  den = rl_den if agg == "token-sum" else rl_den + sft_den
-  safe_den = jnp.where(den > 0, den, 1)
-  # `rl` carries the gradient (the metrics' numerator is stop-gradient); its share of the joint
-  # denominator is exactly 1 when no prompt is gated to SFT, so the loss is then `rl` bit for bit.
-  loss = rl * (rl_den / safe_den) + sft_num / safe_den
-  metrics = {
-      "frac_sft_prompts": jnp.mean(1 - alpha),
-      "rl_loss": rl,
-      "sft_loss": sft_num / jnp.where(sft_den > 0, sft_den, 1),
-      "loss_numerator": rl_metrics["loss_numerator"] + sft_num,
-      "loss_denominator": den,
-  }
-  return loss, checks.stop_metrics(metrics)
+  rl, rl_metrics = ppo_clip_loss(logp, old_logp, rl_adv, rl_mask, clip_low=clip_low, clip_high=clip_high,
+                                 agg="token-sum" if rl_norm == "width" else agg)
+  if rl_norm == "width":
+    rl = rl / max(t_len, 1)
+  sft = aggregation.aggregate(sft_w * -jnp.where(demo_mask, dlp, 0), sft_mask, "token-mean")
+  metrics = {"frac_sft_prompts": jnp.mean(1 - alpha), "rl_loss": rl, "sft_loss": sft,
+             "clipfrac": rl_metrics["clipfrac"]}
+  return rl + sft_coef * sft, checks.stop_metrics(metrics)

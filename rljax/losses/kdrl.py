@@ -5,7 +5,7 @@ Knowledge Distillation and Reinforcement Learning", 2025 (arXiv 2506.02208). Wit
 d_t = logp_t − teacher_logp_t on tokens the *student* sampled (a teacher forward pass over student
 rollouts, shared tokenizer):
 
-    L_KDRL = L_GRPO(logp, old_logp, A, m) + β_t · aggregate(M_i · k(d_t), m)
+    L_KDRL = c_PG · L_GRPO(logp, old_logp, A, m) + β_t · aggregate(M_i · k(d_t), m)
 
 * L_GRPO is `ppo_clip_loss` (called, not re-implemented) with the same aggregation as the KD term;
   the teacher term takes the place of the usual reference-model KL.
@@ -17,6 +17,7 @@ rollouts, shared tokenizer):
 * M ∈ {0,1}^B is the reward-guided KD mask (`reward_guided_kd_mask`); masked responses still count
   in the aggregation denominator, so the mask never rescales the other tokens' KD weight.
 * β_t is a constant or `kdrl_kl_schedule` (linear annealing, imitate early then shift to reward).
+* c_PG = 1 is KDRL; c_PG = 0 leaves the paper's pure on-policy RKL distillation baseline (KD alone).
 
 Gradients flow only into `logp`: teacher and behaviour log-probs, advantages and rewards are constants.
 """
@@ -152,7 +153,8 @@ def _kdrl_call(fn, b, ctx):
             kl_coef=ctx["kl_coef"], kl_kind=ctx["kl_kind"], group_size=ctx["group_size"])
 
 
-@register("kdrl", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "rewards"), own_kl=True, call=_kdrl_call)
+@register("kdrl", kind="policy", reads=("logp", "old_logp", "advantages", "mask", "rewards"), own_kl=True,
+          call=_kdrl_call)
 def kdrl_loss(
     logp: jax.Array,
     old_logp: jax.Array,
@@ -162,6 +164,7 @@ def kdrl_loss(
     rewards: jax.Array | None = None,
     *,
     kl_coef,
+    pg_coef: float = 1.0,
     kl_kind: str = "k2",
     kd_mask: str = "none",
     reward_threshold: float = 0.5,
@@ -172,7 +175,7 @@ def kdrl_loss(
     agg: str = "token-mean",
     log_ratio_clamp: float | None = None,
 ) -> tuple[jax.Array, Metrics]:
-  """KDRL loss  L = ppo_clip_loss(logp, old_logp, A, m) + β·kd_loss(logp, teacher_logp, m, M).
+  """KDRL loss  L = c_PG·ppo_clip_loss(logp, old_logp, A, m) + β·kd_loss(logp, teacher_logp, m, M).
 
   With β = 0 the value and gradient are exactly those of `ppo_clip_loss` (GRPO with the caller's
   group-normalised advantages). The paper's GRPO aggregation is token-level (1/Σ|o_i|), the default.
@@ -184,6 +187,7 @@ def kdrl_loss(
     rewards: `f[B]` outcome rewards; required unless `kd_mask == "none"`.
     kl_coef: β ≥ 0, a float or a traced scalar (e.g. `kdrl_kl_schedule(step, ...)`). Paper: constant
       β ∈ {1e-3, 2e-3, 5e-3} or annealed 5e-3 → 1e-3 [M].
+    pg_coef: c_PG ≥ 0 on the GRPO term; 1 (default) is KDRL, 0 pure RKL distillation (the KD baseline).
     kl_kind: KD estimator, "k2" (default; the paper reports k2 working better [M]), "k3", "k1", "abs".
     kd_mask, reward_threshold, group_size: reward-guided KD mask (`reward_guided_kd_mask`).
     clip_low, clip_high, dual_clip, log_ratio_clamp: passed to `ppo_clip_loss`.
@@ -193,6 +197,7 @@ def kdrl_loss(
   `teacher_student_logratio_mean`, `kl_coef`, and the combined `loss_numerator`/`loss_denominator`.
   """
   checks.check_nonnegative("kl_coef", kl_coef)
+  checks.check_nonnegative("pg_coef", pg_coef)
   checks.check_choice("kd_mask", kd_mask, KD_MASKS)
   checks.check_choice("kl_kind", kl_kind, KL_KINDS)
   checks.check_same_shape(2, logp=logp, old_logp=old_logp, teacher_logp=teacher_logp, mask=mask)
@@ -208,13 +213,13 @@ def kdrl_loss(
       clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=agg, log_ratio_clamp=log_ratio_clamp,
   )
   kd, kd_metrics = kd_loss(logp, teacher_logp, mask, kind=kl_kind, distill=distill, agg=agg)
-  loss = pg + kl_coef * kd
+  loss = pg_coef * pg + kl_coef * kd
   metrics = {
       **pg_metrics,
       **kd_metrics,
       "pg_loss": pg,
       "kl_coef": jnp.asarray(kl_coef, loss.dtype),
-      "loss_numerator": pg_metrics["loss_numerator"] + kl_coef * kd_metrics["loss_numerator"],
+      "loss_numerator": pg_coef * pg_metrics["loss_numerator"] + kl_coef * kd_metrics["loss_numerator"],
       "loss_denominator": kd_metrics["loss_denominator"],
   }
   return loss, checks.stop_metrics(metrics)

@@ -19,6 +19,19 @@ Tokens split into a positive set P (A > 0) and a negative set N (A ≤ 0), each 
   policy gradient on negatives); xtuner v1 is the default `pg_weight=1, sft_mult_adv=False`, ω = 1.
 * β = 0.01 with k3 (the trainer's "unbias" KL) [V config]; λ⁺ = 1, λ⁻ = 0.5 [V config].
 
+Data filter (`one_pos_one_neg`, the released `filter_trajectory=True`): per prompt of k samples, groups
+with pass rate 0 or 1 are dropped, and the others keep ONE uniformly drawn correct and ONE uniformly
+drawn incorrect response. The RLOO advantages are computed on all k samples before the filter
+(train_oreal.py: reward shaping, then `TrajectoryDatasetWithFilter.update`).
+
+Theory (`bon_policy`, `bon_alpha`): with binary R and pass rate p = Σ_y π₀(y)R(y), the best-of-N
+response (ties broken uniformly) is distributed as
+
+    π_BoN(y) = π₀(y)·[(1 − (1 − p)^N)/p]^{R(y)}·[(1 − p)^{N−1}]^{1−R(y)} = π₀(y)·exp(R(y)/α)/Z,
+    1/α = log(1 − (1 − p)^N) − log p − (N − 1)·log(1 − p),
+
+the KL-regularised optimum for reward R at temperature α: behaviour cloning on BoN samples learns it.
+
 Gradients flow only into `logp` (and into `token_scores` in `token_rm_loss`).
 """
 
@@ -47,6 +60,49 @@ def oreal_advantages(rewards: jax.Array, *, group_size: int, shaping: str = "rlo
   if shaping == "rloo":
     return rloo_advantages(rewards, group_size=group_size)
   return grpo_advantages(rewards, group_size=group_size)
+
+
+def one_pos_one_neg(rewards: jax.Array, key: jax.Array) -> jax.Array:
+  """OREAL's trajectory filter: keep-mask `bool[G, n]` over G prompts × n responses.
+
+  A group with at least one correct (R > 0) and one incorrect response keeps one correct and one
+  incorrect response, each drawn uniformly (`random.choice` in the released `TrajectoryDatasetWithFilter`);
+  a group with pass rate 0 or 1 keeps nothing. (The released filter calls R == 1 correct; for 1/0 or ±1
+  rewards that is R > 0, the positive set of `oreal_loss` and the label of `token_rm_loss`.)
+  """
+  checks.check_same_shape(2, rewards=rewards)
+  (r,) = checks.as_compute(jax.lax.stop_gradient(rewards))
+  pos = r > 0
+  u = jax.random.uniform(key, r.shape)  # argmax of iid uniforms over a set = a uniform draw from it
+  pick = lambda members: jax.nn.one_hot(jnp.argmax(jnp.where(members, u, -1.0), axis=-1), r.shape[-1], dtype=bool)
+  both = jnp.any(pos, axis=-1) & jnp.any(~pos, axis=-1)
+  return (pick(pos) | pick(~pos)) & both[:, None]
+
+
+def bon_alpha(pass_rate: jax.Array, n: int) -> jax.Array:
+  """Temperature α of the best-of-`n` policy, π_BoN ∝ π₀·exp(R/α) (module docstring); +inf where
+  n = 1 or the pass rate is 0 or 1 (then π_BoN = π₀)."""
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"`n` must be a positive int, got {n!r}.")
+  (p,) = checks.as_compute(pass_rate)
+  inside = (p > 0) & (p < 1)
+  q = jnp.where(inside, p, 0.5)
+  inv = jnp.log1p(-(1 - q) ** n) - jnp.log(q) - (n - 1) * jnp.log1p(-q)
+  return jnp.where(inside & (inv > 0), 1 / jnp.where(inv > 0, inv, 1), jnp.inf)
+
+
+def bon_policy(pi0: jax.Array, rewards: jax.Array, n: int) -> jax.Array:
+  """Distribution `f[..., K]` of the best-of-`n` answer under π₀ `f[..., K]` with binary rewards
+  `rewards` (R > 0 correct), ties among the correct draws broken uniformly (module docstring)."""
+  if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    raise ValueError(f"`n` must be a positive int, got {n!r}.")
+  checks.check_same_shape(None, pi0=pi0, rewards=rewards)
+  pi, r = checks.as_compute(pi0, rewards)
+  good = r > 0
+  p = jnp.sum(jnp.where(good, pi, 0), axis=-1, keepdims=True)
+  up = (1 - (1 - p) ** n) / jnp.where(p > 0, p, 1)
+  down = (1 - p) ** (n - 1)
+  return pi * jnp.where(good, up, jnp.where(p < 1, down, 0))
 
 
 def _check_rm_inputs(token_scores, mask, rewards):

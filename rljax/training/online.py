@@ -443,7 +443,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     batches, informative = [first], []
     draws = 1
     while True:
-      keep = distributed.host_all(batches[-1]["keep"]).reshape(-1, n)[:, 0]
+      # A group is informative when it keeps any response (a filter, e.g. OREAL's, may keep only some).
+      keep = distributed.host_all(batches[-1]["keep"]).reshape(-1, n).any(axis=1)
       informative += [(len(batches) - 1, g) for g in np.flatnonzero(keep)]
       if len(informative) >= groups or draws >= max_draws:
         break
@@ -552,7 +553,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     if gap is not None:
       metrics |= {"backend_logp_gap_max": float(gap["max_abs"]), "backend_logp_gap_mean": float(gap["mean_abs"])}
     if informative is None:
-      informative = int(distributed.host_all(batch["keep"]).reshape(-1, n)[:, 0].sum()) if "keep" in batch else groups
+      informative = (int(distributed.host_all(batch["keep"]).reshape(-1, n).any(axis=1).sum()) if "keep" in batch
+                     else groups)
     metrics |= {"gen_batches": float(draws), "informative_groups": float(informative)}
     if "kl_coef" in batch:
       metrics["kl_coef"] = float(batch["kl_coef"])

@@ -33,7 +33,7 @@ def test_entry_is_complete_and_its_files_share_its_name(key):
   # rljax/<area>/<key>.py (theory papers under rljax/theory/<area>/), configs/, experiments/,
   # notebooks/ and tests/papers/ all named by the key.
   parts = p.module.split(".")
-  assert parts[-1] == key and parts[0] == "rljax", p.module
+  assert parts[0] == "rljax" and (parts[-1] == key or p.shared_module), p.module
   assert len(parts) == (4 if parts[1] == "theory" else 3), f"{p.module}: not rljax/<area>/{key}.py"
   for path in (f"{'/'.join(parts)}.py", f"configs/{key}.py", f"experiments/{key}.py",
                f"notebooks/{key}.ipynb", f"tests/papers/test_{key}.py"):

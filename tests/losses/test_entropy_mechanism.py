@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rljax import losses
+from rljax import algorithms, losses
 from rljax.losses import entropy_mechanism as em
 from rljax.losses.entropy_mechanism import (
     clip_cov_loss,
@@ -65,7 +65,8 @@ def test_token_covariance_matches_numpy_and_passes_no_gradient():
   assert np.all(np.asarray(g) == 0)
   # per-sequence advantages broadcast
   a1 = adv[:, 0]
-  np.testing.assert_allclose(token_covariance(logp, a1, mask), token_covariance(logp, np.repeat(a1[:, None], T, 1), mask))
+  np.testing.assert_allclose(token_covariance(logp, a1, mask),
+                             token_covariance(logp, np.repeat(a1[:, None], T, 1), mask))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,6 +86,21 @@ def test_clip_cov_without_candidates_is_ppo_clip(maybe_jit):
   np.testing.assert_array_equal(ma["clipfrac"], mb["clipfrac"])
 
 
+def test_clip_cov_default_clip_range_is_the_authors_one():
+  """ε_low = ε_high = 1 (PRIME-RL/Entropy-Mechanism-of-RL recipe/dapo/{7b,32b}_clip_cov.sh), not PPO's 0.2."""
+  logp, old, adv, mask = _data(13, scale=0.6)
+  r = np.exp(logp - old.astype(np.float64))[mask]
+  assert np.any((r > 1.2) & (r < 2.0)) and np.any(r < 0.8)  # ratios that ε = 0.2 clips and ε = 1 does not
+  none = dict(key=KEY, cov_lb=1e6, cov_ub=2e6)  # no candidates: exactly PPO-clip with the kernel's ε
+  loss, m = clip_cov_loss(logp, old, adv, mask, **none)
+  ref, m_ref = ppo_clip_loss(logp, old, adv, mask, clip_low=1.0, clip_high=1.0)
+  np.testing.assert_array_equal(loss, ref)
+  np.testing.assert_array_equal(_grad(clip_cov_loss, logp, old, adv, mask, **none),
+                                _grad(ppo_clip_loss, logp, old, adv, mask, clip_low=1.0, clip_high=1.0))
+  assert m["clipfrac"] == m_ref["clipfrac"] < ppo_clip_loss(logp, old, adv, mask)[1]["clipfrac"]
+  assert not np.isclose(loss, ppo_clip_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.2)[0], rtol=1e-4)
+
+
 def _band(cov, mask, lo_q, hi_q):
   vals = cov[mask]
   return float(np.quantile(vals, lo_q)), float(np.quantile(vals, hi_q))
@@ -97,10 +113,10 @@ def test_clip_cov_selected_tokens():
   ratio = 0.2
   n = mask.sum()
   k = max(int(ratio * n), 1)
-  kw = dict(clip_ratio=ratio, cov_lb=lb, cov_ub=ub)
-  ppo_g = _grad(ppo_clip_loss, logp, old, adv, mask)
+  kw = dict(clip_ratio=ratio, cov_lb=lb, cov_ub=ub)  # the default ε_low = ε_high = 1: r clipped to [0, 2]
+  ppo_g = _grad(ppo_clip_loss, logp, old, adv, mask, clip_low=1.0, clip_high=1.0)
   ppo_tok = np.where(mask, np.maximum(-adv * np.exp(logp - old.astype(np.float64)),
-                                      -adv * np.clip(np.exp(logp - old.astype(np.float64)), 0.8, 1.2)), 0)
+                                      -adv * np.clip(np.exp(logp - old.astype(np.float64)), 0.0, 2.0)), 0)
   unclipped = mask & (ppo_g != 0)
   candidates = unclipped & (cov > lb) & (cov < ub)
   assert candidates.sum() > k  # the draw is a real choice
@@ -360,3 +376,14 @@ def test_entropy_performance_fit_recovers_law(x64):
   assert 0 < noisy["r2"] < 1
   slope, intercept = np.polyfit(np.exp(H), R + np.random.default_rng(0).normal(0, 0.05, H.shape), 1)
   np.testing.assert_allclose([noisy["a"], noisy["b"]], [-slope, intercept], rtol=1e-9)
+
+
+def test_presets_follow_the_authors_recipes():
+  """Clip-Cov: ε_low = ε_high = 1, r = 2e-4, band (1, 5); KL-Cov: κ = 2e-3, β = 1 (7B); both G = 8, token-mean,
+  no KL (recipe/dapo/7b_{clip,kl}_cov.sh); all checked, so nothing is left `unchecked`."""
+  clip = algorithms.get("clip_cov")
+  assert dict(clip.loss_kwargs) == dict(clip_ratio=2e-4, cov_lb=1.0, cov_ub=5.0, clip_low=1.0, clip_high=1.0)
+  kl = algorithms.get("kl_cov")
+  assert dict(kl.loss_kwargs) == dict(kl_ratio=2e-3, kl_coef=1.0)
+  for p in (clip, kl):
+    assert (p.group_size, p.agg, p.kl.where, p.entropy_coef, p.unchecked) == (8, "token-mean", "none", 0.0, ())

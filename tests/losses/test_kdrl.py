@@ -106,6 +106,24 @@ def test_all_incorrect_is_pure_distillation():
   np.testing.assert_array_equal(np.asarray(g)[~np.asarray(mask)], 0.0)
 
 
+
+@pytest.mark.parametrize("kd_mask", ["none", "response"])
+def test_zero_pg_coef_is_pure_distillation(kd_mask):
+  """c_PG = 0 (the KD baseline) drops the GRPO term whatever the advantages; c_PG scales it linearly."""
+  logp, old, teacher, adv, mask, rewards = _data()
+  kw = dict(kl_coef=0.3, kd_mask=kd_mask)
+  v, g = _value_and_grad(kdrl_loss, logp, old, teacher, adv, mask, rewards, pg_coef=0.0, **kw)
+  distill = None if kd_mask == "none" else rewards < 0.5
+  v_kd, g_kd = _value_and_grad(kd_loss, logp, teacher, mask, distill=distill)
+  np.testing.assert_allclose(v, 0.3 * v_kd, rtol=1e-6)
+  np.testing.assert_allclose(g, 0.3 * g_kd, rtol=1e-6, atol=1e-8)
+  assert float(jnp.abs(adv).sum()) > 0  # the advantages were non-zero: c_PG = 0 removed them
+  _, m2 = kdrl_loss(logp, old, teacher, adv, mask, rewards, pg_coef=2.0, **kw)
+  v1, _ = _value_and_grad(kdrl_loss, logp, old, teacher, adv, mask, rewards, **kw)
+  v2, _ = _value_and_grad(kdrl_loss, logp, old, teacher, adv, mask, rewards, pg_coef=2.0, **kw)
+  np.testing.assert_allclose(v2 - v1, m2["pg_loss"], rtol=1e-5)
+  np.testing.assert_allclose(m2["loss_numerator"] / m2["loss_denominator"], v2, rtol=1e-6)
+
 def test_kd_value_is_masked_k2_mean():
   logp, _, teacher, _, mask, _ = _data()
   m = np.asarray(mask)
@@ -202,6 +220,7 @@ def test_empty_mask_is_finite():
     "kw, name",
     [
         (dict(kl_coef=-0.1), "kl_coef"),
+        (dict(kl_coef=0.1, pg_coef=-1.0), "pg_coef"),
         (dict(kl_coef=0.1, kd_mask="tokens"), "kd_mask"),
         (dict(kl_coef=0.1, kl_kind="k4"), "kl_kind"),
         (dict(kl_coef=0.1, kd_mask="group", group_size=4), "group_size"),

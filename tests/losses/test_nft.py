@@ -49,6 +49,27 @@ def test_registered():
   assert registry.get("nft") is nft_loss
 
 
+
+def test_defaults_are_the_released_scripts():
+  """The kernel's own defaults are NVlabs/NFT train_7B.sh / train_32B.sh (read there): normalize=1,
+  neg_weight=1.0, clamp_negative=1.0, clamp_positive=0.0, ratio_type="token", and dp_actor.py's log-ratio
+  clamp 10 and accuracy clip [0.02, 0.98]; the preset repeats them."""
+  import inspect
+
+  from rljax import algorithms
+
+  d = {k: p.default for k, p in inspect.signature(nft_loss).parameters.items()
+       if p.default is not inspect.Parameter.empty}
+  released = dict(weighting="one_minus_r", neg_weight=1.0, eps_neg=1.0, eps_pos=0.0, ratio_type="token",
+                  log_ratio_clamp=10.0, acc_clip=(0.02, 0.98))
+  assert {k: d[k] for k in released} == released
+  preset = algorithms.get("nft").loss_kwargs.to_dict()
+  assert {k: tuple(v) if isinstance(v, list) else v for k, v in preset.items()} == released
+  # With these defaults the negative term is −log max(x, 1): zero on-policy and never above its on-policy
+  # weight, so the default call keeps the on-policy Dr. GRPO gradient (tested below with weighting given).
+  _, old, mask, r, acc = _data()
+  assert float(nft_loss(old, old, mask, r, acc)[0]) == 0.0
+
 @pytest.mark.parametrize(
     "agg, eps_neg", [("token-mean", 1.0), ("seq-mean-token-mean", 1e-2), ("seq-mean-token-sum-norm", 1.0)]
 )

@@ -5,8 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import rljax.algorithms as algos
+from experiments.oreal import bon_enumerated
 from rljax.losses import registry
-from rljax.losses.oreal import oreal_advantages, oreal_loss, token_rm_loss, token_rm_weights
+from rljax.losses.advantages import rloo_advantages
+from rljax.losses.oreal import (bon_alpha, bon_policy, one_pos_one_neg, oreal_advantages, oreal_loss, token_rm_loss,
+                                token_rm_weights)
 
 B, T, N = 6, 5, 3
 REWARDS = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
@@ -185,3 +189,99 @@ def test_bad_shapes():
     token_rm_loss(jnp.zeros((B, T)), mask, jnp.zeros((B + 1,)))
   with pytest.raises(ValueError, match="threshold"):
     token_rm_weights(jnp.zeros((B, T)), mask, jnp.asarray(REWARDS), threshold=1.0)
+
+
+# ------------------------------------------------------------------------------ the one-pair filter
+
+FILTER_REWARDS = np.array([[1, 0, 0, 1, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 1, 0, 0]], np.float32)
+
+
+def test_one_pos_one_neg_keeps_one_correct_and_one_wrong_per_mixed_group():
+  keep = np.asarray(jax.jit(one_pos_one_neg)(jnp.asarray(FILTER_REWARDS), jax.random.key(0)))
+  pos = FILTER_REWARDS > 0
+  np.testing.assert_array_equal((keep & pos).sum(1), [1, 0, 0, 1])
+  np.testing.assert_array_equal((keep & ~pos).sum(1), [1, 0, 0, 1])
+
+
+def test_one_pos_one_neg_draws_uniformly():
+  keys = jax.random.split(jax.random.key(1), 3000)
+  keep = np.asarray(jax.jit(jax.vmap(one_pos_one_neg, in_axes=(None, 0)))(jnp.asarray(FILTER_REWARDS), keys))
+  freq = keep.mean(0)
+  # group 0: 3 correct (1/3 each), 2 wrong (1/2 each); group 3: the single correct always, 4 wrong (1/4 each)
+  expected = np.array([[1 / 3, 1 / 2, 1 / 2, 1 / 3, 1 / 3], [0] * 5, [0] * 5, [1 / 4, 1 / 4, 1, 1 / 4, 1 / 4]])
+  np.testing.assert_allclose(freq, expected, atol=0.035)  # > 4 standard errors at 3000 draws
+
+
+def _oreal_batch(rewards, n):
+  b = rewards.size
+  rng = np.random.default_rng(0)
+  mask = np.arange(4)[None] < rng.integers(1, 5, b)[:, None]
+  logp = -rng.uniform(0.1, 2.0, (b, 4))
+  return jnp.asarray(logp), {"rewards": jnp.asarray(rewards.reshape(-1)), "mask": jnp.asarray(mask),
+                             "old_logp": jnp.asarray(logp + 0.05), "ref_logp": jnp.asarray(logp - 0.1),
+                             "key": jax.random.key(3)}
+
+
+def test_preset_filters_after_rloo_on_the_whole_group():
+  n = FILTER_REWARDS.shape[1]
+  cfg = algos.get("oreal")
+  cfg.group_size = n
+  assert cfg.filter_trajectory and "key" in algos.required_inputs(cfg)["advantage"]
+  logp, batch = _oreal_batch(FILTER_REWARDS, n)
+  adv_fn, loss_fn = algos.resolve(cfg)
+  out = jax.jit(adv_fn)(batch)
+  # RLOO of all n responses, not of the kept pair (the pair would give ±1 in every group)
+  np.testing.assert_allclose(out["advantages"], rloo_advantages(batch["rewards"], group_size=n), rtol=1e-6)
+  keep = one_pos_one_neg(jnp.asarray(FILTER_REWARDS), batch["key"]).reshape(-1)
+  np.testing.assert_array_equal(out["keep"], keep)
+  # the loss is the kernel (released trainer's settings) on the kept responses with those advantages
+  loss, _ = loss_fn(logp, {**batch, **out})
+  expected, _ = oreal_loss(logp, batch["old_logp"], batch["ref_logp"], out["advantages"],
+                           batch["mask"] & keep[:, None], pos_factor=1.0, neg_factor=0.5, sft_weight=1.0,
+                           pg_weight=0.0, sft_mult_adv=True, kl_coef=0.01, kl_kind="k3")
+  np.testing.assert_allclose(loss, expected, rtol=1e-6)
+  # off: no keep mask, no key needed
+  cfg.filter_trajectory = False
+  assert "key" not in algos.required_inputs(cfg)["advantage"]
+  assert "keep" not in algos.resolve(cfg)[0]({k: v for k, v in batch.items() if k != "key"})
+
+
+def test_filter_trajectory_must_be_bool():
+  cfg = algos.get("oreal").to_dict()  # a plain dict: a ConfigDict would refuse the str itself
+  cfg["filter_trajectory"] = "yes"
+  with pytest.raises(ValueError, match="filter_trajectory"):
+    algos.resolve(cfg)
+
+
+# --------------------------------------------------------------------------------------- best of N
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_bon_policy_is_the_enumerated_best_of_n_and_a_tilted_pi0(x64, n):
+  rng = np.random.default_rng(n)
+  pi0 = rng.dirichlet(np.ones(4))
+  correct = np.array([True, False, True, False])
+  closed = np.asarray(bon_policy(jnp.asarray(pi0), jnp.asarray(correct, jnp.float64), n))
+  np.testing.assert_allclose(closed, bon_enumerated(pi0, correct, n), rtol=0, atol=1e-14)
+  alpha = float(bon_alpha(jnp.asarray(pi0[correct].sum()), n))
+  if n == 1:
+    assert alpha == np.inf
+    np.testing.assert_allclose(closed, pi0, atol=1e-15)
+  else:
+    tilted = pi0 * np.exp(correct / alpha)
+    np.testing.assert_allclose(closed, tilted / tilted.sum(), rtol=1e-12)
+    assert closed[correct].sum() > pi0[correct].sum()  # BoN raises the pass rate
+
+
+def test_bon_edge_cases(x64):
+  pi0 = jnp.asarray([0.2, 0.3, 0.5])
+  for r in ([0.0, 0.0, 0.0], [1.0, 1.0, 1.0]):  # p = 0 or 1: BoN is π₀, α = ∞
+    np.testing.assert_allclose(bon_policy(pi0, jnp.asarray(r), 4), pi0, rtol=1e-15)
+  assert np.all(np.isinf(np.asarray(bon_alpha(jnp.asarray([0.0, 1.0]), 4))))
+  # α falls as N grows (BoN is greedier)
+  alphas = [float(bon_alpha(jnp.asarray(0.3), n)) for n in (2, 4, 8, 16)]
+  assert np.all(np.diff(alphas) < 0)
+  with pytest.raises(ValueError, match="`n`"):
+    bon_policy(pi0, jnp.asarray([1.0, 0.0, 0.0]), 0)
+  with pytest.raises(ValueError, match="`n`"):
+    bon_alpha(jnp.asarray(0.5), True)

@@ -81,7 +81,8 @@ def test_remax_baseline_is_the_greedy_responses_reward():
 
 def test_hpt_with_every_prompt_gated_to_sft_is_the_demonstration_nll():
   cfg = algos.get("hpt")
-  cfg.loss_kwargs.gamma = 1.0  # RL iff accuracy > 1: never; every prompt trains on its demonstration
+  cfg.loss_kwargs.gamma = float(GROUP)  # RL iff more than GROUP of GROUP rollouts are correct: never
+  cfg.entropy_coef = 0.0  # the loss is then the demonstrations' NLL alone
   algo, state, step, model = _setup(cfg)
   p, m = _prompts()
   d_tokens = jnp.concatenate([p, jnp.asarray(DEMOS[0])], 1)
