@@ -107,9 +107,9 @@ def identity_check(tb: Testbed, start, n_prompts: int, *, pairs=None, reward_fn=
       f = lambda p, b: algo.loss_fn(nnx.merge(graphdef, p), b, key, state.extra)[0]
       grads.append(jax.jit(jax.grad(f))(state.params, batch))
       keep = batch["keep"]
-    flat = [jnp.concatenate([x.ravel() for x in jax.tree.leaves(gr)]).astype(jnp.float64) for gr in grads]
-    rel = float(jnp.linalg.norm(flat[0] - flat[1]) / jnp.linalg.norm(flat[1]))
-    rows.append({"pair": label, "rel_diff": rel, "grad_norm": float(jnp.linalg.norm(flat[1])),
+    flat = [np.concatenate([np.asarray(x, np.float64).ravel() for x in jax.tree.leaves(gr)]) for gr in grads]
+    rel = float(np.linalg.norm(flat[0] - flat[1]) / np.linalg.norm(flat[1]))
+    rows.append({"pair": label, "rel_diff": rel, "grad_norm": float(np.linalg.norm(flat[1])),
                  "informative": float(jnp.mean(keep)), "responses": int(keep.size), "group_size": g})
   return rows
 

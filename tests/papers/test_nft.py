@@ -12,7 +12,7 @@ from flax import nnx
 
 from configs.nft import get_config
 from experiments import nft as ex
-from rljax.training.testbed import Testbed
+from rljax.training import testbed
 from tests.helpers import assert_smoke_claims
 
 
@@ -34,7 +34,7 @@ def test_identity_check_can_fail():
   cfg = get_config("smoke")
   nft_grpo, grpo = ex.identity_presets()["nft(ω=√((1−r̂)/r̂)) vs grpo"]
   assert grpo.advantage_kwargs.std_ddof == 0 and nft_grpo.loss_kwargs.weighting == "grpo"
-  tb = Testbed(cfg)
+  tb = testbed.Testbed(cfg)
   params = nnx.state(tb.model(0), nnx.Param)
   parity = lambda tokens, mask: (jnp.sum(jnp.where(mask, tokens, 0), -1) % 2).astype(jnp.float32)
   same = ex.identity_check(tb, params, 8, pairs={"p": (nft_grpo, grpo)}, reward_fn=parity)[0]
