@@ -28,16 +28,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from experiments import cli
 from experiments.grpo_d import check_steps, curves, family_arms, final_accuracy
-from rljax import algorithms, sampling
-from rljax.tasks import toy_suite
+from rljax import algorithms
 from rljax.training.metrics import MetricsWriter
-from rljax.training.online import policy_of
 from rljax.training.testbed import Testbed, accuracy, mean_sd
 
 REQUIRED_ARMS = ("grpo_kl", "dads", "stcr", "apo")
@@ -87,21 +83,15 @@ def make_sampler(tb: Testbed, arms: Sequence[int], k: int, *, seed: int = 0) -> 
   """`fn(params) -> {"rewards", "lengths" [R, k], "logp_sum" [R, k]}`: k samples at temperature 1 for each
   held-out problem of `arms` (`Testbed.heldout`), scored by the suite; one compilation, fixed key."""
   batch, _ = tb.heldout(arms)
-  graphdef, num = tb.graphdef(), batch.ids.shape[0]
-  prompts, prompt_mask = jnp.repeat(batch.ids, k, 0), jnp.repeat(batch.mask, k, 0)
+  draw, key, num = tb.sampler(k, temperature=1.0), jax.random.PRNGKey(seed), batch.ids.shape[0]
 
-  @jax.jit
-  def _sample(params, key):
-    r = sampling.generate(policy_of(nnx.merge(graphdef, params)), prompts, prompt_mask, key=key, temperature=1.0,
-                          max_new_tokens=tb.max_new_tokens, eos_token_id=toy_suite.EOS_ID,
-                          pad_token_id=toy_suite.PAD_ID)
-    tokens = jnp.concatenate([prompts, r.tokens], 1)
-    reward = tb.suite.reward_fn(tokens, jnp.concatenate([jnp.zeros_like(prompt_mask), r.mask], 1))
-    return {"rewards": reward.reshape(num, k), "lengths": r.mask.sum(-1).reshape(num, k),
-            "logp_sum": jnp.sum(jnp.where(r.mask, r.model_logprobs, 0.0), -1).reshape(num, k)}
+  def fn(params):
+    r = jax.device_get(draw(params, key, batch))
+    mask = np.asarray(r["completion_mask"])
+    return {"rewards": np.asarray(r["reward"]).reshape(num, k), "lengths": mask.sum(-1).reshape(num, k),
+            "logp_sum": np.where(mask, r["logprobs"], 0.0).sum(-1).reshape(num, k)}
 
-  key = jax.random.PRNGKey(seed)
-  return lambda params: jax.device_get(_sample(params, key))
+  return fn
 
 
 def sample_summary(s: dict[str, np.ndarray]) -> dict[str, float]:

@@ -27,7 +27,7 @@ import numpy as np
 from experiments import cli
 from rljax import algorithms
 from rljax.losses.grpo_d import KINDS
-from rljax.training.metrics import MetricsWriter, read_metrics
+from rljax.training.metrics import MetricsWriter
 from rljax.training.testbed import Testbed, accuracy, mean_sd
 
 CURVE_KEYS = ("kl_k1", "kl_coef", "reward_mean", "entropy")
@@ -65,7 +65,7 @@ def arm_preset(cfg, name: str):
 
 def final_accuracy(tb: Testbed, phase: str, families: Sequence[str]) -> dict[str, dict[str, float]]:
   """Per family, the accuracy of the last evaluation logged in `phase` (`testbed.accuracy`)."""
-  last = [m for m in read_metrics(tb.workdir, phase=phase) if any(k.startswith("eval/") for k in m)][-1]
+  last = tb.last_eval(phase)
   return {f: accuracy(last, int(tb.cfg.eval.k), f) for f in families}
 
 

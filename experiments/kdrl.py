@@ -64,8 +64,6 @@ def train_arms(tb: Testbed, writer, start, arms: Mapping[str, tuple[Any, dict]],
       phase = f"{name}/seed{seed}"
       c = tb.curves(phase, tuple(keys) + ("eval/acc/all/greedy", "eval/acc/all/length"))
       c["greedy"], c["length"] = c.pop("eval/acc/all/greedy"), c.pop("eval/acc/all/length")
-      # One point per step, the last logged: a phase resumed or run twice in one workdir logs a step again.
-      c = {key: sorted(dict(points).items()) for key, points in c.items()}
       for key, m in (("accuracy", f"mean@{k}"), ("greedy", "greedy"), ("length", "length")):
         c[key] = [(0, float(at_start[f"eval/acc/all/{m}"]))] + c[key]
       out[phase] = c

@@ -26,7 +26,6 @@ and Dr. GRPO) agree to float32 precision.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -45,24 +44,13 @@ from rljax.training.testbed import Testbed, accuracy
 HEADLINE_ARMS = ("nft", "grpo", "rft")  # what `headline` compares
 
 
-def _merge(cfg: ml_collections.ConfigDict, overrides, where: str) -> None:
-  """Sets the fields `overrides` (nested dicts or ConfigDicts merge into the preset's nested fields)."""
-  for key, value in overrides.items():
-    if key not in cfg:
-      raise KeyError(f"{where}: the preset has no field {key!r}")
-    if isinstance(value, (Mapping, ml_collections.ConfigDict)) and isinstance(cfg[key], ml_collections.ConfigDict):
-      _merge(cfg[key], value, f"{where}.{key}")
-    else:
-      cfg[key] = value
-
-
 def arm_preset(cfg, name: str) -> ml_collections.ConfigDict:
   """`cfg.arms[name]`: its preset with the overrides merged in, one prompt batch per step; validated."""
   if name not in cfg.arms:
     raise KeyError(f"unknown arm {name!r}; configured: {', '.join(cfg.arms)}")
   arm = cfg.arms[name]
   p = algorithms.get(arm.preset)
-  _merge(p, arm.overrides, f"arms.{name}.overrides")
+  algorithms.override(p, arm.overrides, where=f"arms.{name}.overrides")
   p.dynamic_sampling.max_num_gen_batches = 1
   algorithms.resolve(p)
   if p.loss == "nft":  # the kernel validates its keywords only when called: check them now
@@ -79,8 +67,8 @@ def identity_presets() -> dict[str, tuple[ml_collections.ConfigDict, ml_collecti
   otherwise leave a gradient and GRPO's advantages are 0."""
   def prep(name, **fields):
     p = algorithms.get(name)
-    _merge(p, dict(kl=dict(coef=0.0, where="none"), dynamic_sampling=dict(enabled=True, max_num_gen_batches=1),
-                   **fields), name)
+    algorithms.override(p, dict(kl=dict(coef=0.0, where="none"),
+                                dynamic_sampling=dict(enabled=True, max_num_gen_batches=1), **fields), where=name)
     return p
 
   nft_grpo = prep("nft", agg="token-mean", loss_kwargs=dict(weighting="grpo"))

@@ -51,17 +51,6 @@ CLAIM_ARMS = ("rft", "grpo", "oreal", "oreal_rm")
 # ------------------------------------------------------------------------------------------- configuration
 
 
-def _merge(cfg: ml_collections.ConfigDict, overrides: dict, where: str) -> None:
-  """Overrides into a preset config, key by key (an unknown key is an error, not a silent new field)."""
-  for k, v in overrides.items():
-    if k not in cfg:
-      raise KeyError(f"{where}: the preset has no field {k!r}.")
-    if isinstance(v, dict):
-      _merge(cfg[k], v, f"{where}.{k}")
-    else:
-      cfg[k] = v
-
-
 def arm_presets(cfg) -> dict[str, tuple[ml_collections.ConfigDict, bool]]:
   """`{arm: (algorithm config, token_rm)}`, validated (names, override keys, resolution) before any compute."""
   if len(set(cfg.arm_names)) != len(cfg.arm_names) or not set(CLAIM_ARMS) <= set(cfg.arm_names):
@@ -73,7 +62,7 @@ def arm_presets(cfg) -> dict[str, tuple[ml_collections.ConfigDict, bool]]:
       raise KeyError(f"arm {name!r} is not in `arms` ({', '.join(cfg.arms)}).")
     arm = cfg.arms[name]
     preset = algorithms.get(arm.preset)  # KeyError listing the presets
-    _merge(preset, arm.overrides.to_dict(), f"arms.{name}.overrides")
+    algorithms.override(preset, arm.overrides, where=f"arms.{name}.overrides")
     algorithms.resolve(preset)  # bad values fail here
     if arm.token_rm and preset.loss != "oreal":
       raise ValueError(f"arm {name!r}: the token RM weights OREAL's loss, not {preset.loss!r}.")
@@ -133,11 +122,8 @@ def bon_check(cfg) -> list[dict[str, float]]:
 
 def _final_eval(tb: Testbed, phase: str) -> dict[str, float]:
   """The last held-out evaluation logged in `phase`: overall and per family."""
-  k = int(tb.cfg.eval.k)
-  evals = [m for m in read_metrics(tb.workdir, phase=phase) if f"eval/acc/all/mean@{k}" in m]
-  m = evals[-1]
-  out = {f"{s}_{key}": v for s in ("all", *tb.suite.families) for key, v in accuracy(m, k, s).items()}
-  return out
+  m, k = tb.last_eval(phase), int(tb.cfg.eval.k)
+  return {f"{s}_{key}": v for s in ("all", *tb.suite.families) for key, v in accuracy(m, k, s).items()}
 
 
 def _curves(tb: Testbed, phase: str, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

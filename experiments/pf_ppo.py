@@ -30,7 +30,6 @@ do BR/BW beat no filter?
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Any
 
@@ -40,15 +39,12 @@ import numpy as np
 from flax import nnx
 
 from experiments import cli
-from rljax import algorithms, models, sampling
+from rljax import algorithms, models
 from rljax.losses import pf_ppo
 from rljax.tasks import toy_suite
 from rljax.tasks.partial_credit import solution_credit
-from rljax.training import online, reward_regression
-from rljax.training.checkpoint import Checkpointer
-from rljax.training.loop import train
+from rljax.training import reward_regression
 from rljax.training.metrics import MetricsWriter
-from rljax.training.step import make_optimizer
 from rljax.training.testbed import Testbed, mean_sd
 
 _LABEL_KEY, _DATA_KEY, _R2_KEY, _EVAL_KEY = 101, 102, 103, 104
@@ -76,27 +72,14 @@ def _check(cfg) -> None:
 
 @functools.lru_cache(maxsize=8)
 def _sampler(tb: Testbed, n: int):
-  """`draw(params, key, batch) -> (prompt ⊕ response tokens [B·n, P+C], repeated batch, completion, mask)`:
-  n responses per problem from the policy `params` at the RL temperature (compiled once per testbed and n)."""
-  graphdef = tb.graphdef()
-
-  @jax.jit
-  def draw(params, key, batch):
-    rep = jax.tree.map(lambda x: jnp.repeat(x, n, axis=0), batch)
-    r = sampling.generate(nnx.merge(graphdef, params), rep.ids, rep.mask, key=key, max_new_tokens=tb.max_new_tokens,
-                          temperature=float(tb.cfg.rl.temperature), eos_token_id=toy_suite.EOS_ID,
-                          pad_token_id=toy_suite.PAD_ID)
-    return jnp.concatenate([rep.ids, r.tokens], axis=1), rep, r.tokens, r.mask
-
-  return draw
+  return tb.sampler(n)  # compiled once per testbed and n
 
 
 def _scored(tb: Testbed, params, key, batch, n: int) -> dict[str, jax.Array]:
   """n sampled responses per problem: `tokens`, true score `s`, suite reward `correct` (all rows b·n + i)."""
-  tokens, rep, completion, mask = _sampler(tb, n)(params, key, batch)
-  response = jnp.concatenate([jnp.zeros_like(rep.mask), mask], axis=1)
-  return {"tokens": tokens, "s": solution_credit(rep, completion, mask),
-          "correct": tb.suite.reward_fn(tokens, response)}
+  r = _sampler(tb, n)(params, key, batch)
+  return {"tokens": r["tokens"], "s": solution_credit(r["batch"], r["completion"], r["completion_mask"]),
+          "correct": r["reward"]}
 
 
 def _reward_model(tb: Testbed, start, data, sigma0: float, seed: int, writer) -> tuple[Any, Any]:
@@ -127,27 +110,12 @@ def _true_evaluator(tb: Testbed, rm_fn, k: int):
 
 def _rl_arm(tb: Testbed, writer, strategy: str, seed: int, start, rm_fn, eval_fn) -> None:
   """PPO with critic (`pf_ppo` preset, `filter.strategy = strategy`) from the SFT parameters against the RM;
-  phase `<strategy>/seed<seed>`, resumed from its checkpoint (a finished phase is read back, not rerun).
-
-  The testbed's `run_arm` trains a bare `Decoder`; a critic preset needs an `ActorCritic` (the SFT policy
-  plus a fresh value head on its backbone), so the loop is assembled here the same way."""
+  phase `<strategy>/seed<seed>`, resumed from its checkpoint (a finished phase is read back, not rerun)."""
   preset = algorithms.get("pf_ppo")
   preset.filter.strategy = strategy
   preset.kl.coef = float(tb.cfg.rl.kl_coef)
-  policy = tb.model(seed)
-  nnx.update(policy, start)
-  model = online.ActorCritic(policy, rngs=nnx.Rngs(seed + 1))
-  algo = tb.online(preset, graphdef=nnx.graphdef(model), reward_fn=rm_fn)
-  r = tb.cfg.rl
-  opt = make_optimizer(float(r.lr), name=r.optimizer)
-  _, state = algo.init_state(model, opt, rng=jax.random.PRNGKey(seed))
-  prompt_fn = tb.prompt_fn(seed)
-  step_fn = online.online_step(algo, algo.make_step(opt), prompt_fn, seed=seed)
-  train(state, step_fn, prompt_fn, num_steps=int(r.steps), writer=writer, phase=f"{strategy}/seed{seed}",
-        checkpointer=Checkpointer(os.path.join(tb.workdir, "ckpt", strategy, f"seed{seed}")),
-        log_every=int(tb.cfg.log_every), ckpt_every=int(tb.cfg.ckpt_every),
-        eval_fn=lambda st: eval_fn(st.params["policy"]), eval_every=int(r.eval_every), data_from_state=True,
-        progress=False, step_of=lambda st: int(st.step) // algo.updates_per_iteration)
+  tb.run_arm(writer, strategy, preset, seed=seed, params=start, algo=tb.online(preset, reward_fn=rm_fn),
+             eval_fn=eval_fn)
 
 
 def run(cfg) -> dict[str, Any]:

@@ -92,6 +92,17 @@ def assert_smoke_claims(run: NotebookRun) -> None:
   assert not misses, "; ".join(misses)
 
 
+def assert_fails_before_compute(module, cfg, workdir, error=ValueError, match: str | None = None) -> None:
+  """`module.run(cfg)`, writing under `workdir/run`, raises `error` (matching `match`) before computing anything:
+  no metrics, checkpoint or other file is written there."""
+  run = pathlib.Path(workdir) / "run"
+  cfg.out_dir = str(run)
+  with pytest.raises(error, match=match):
+    module.run(cfg)
+  written = [p for p in run.rglob("*") if p.is_file()] if run.exists() else []
+  assert not written, f"files written before the config error: {written[:5]}"
+
+
 def assert_slope(
     x: np.ndarray, y_seeds: np.ndarray, target: float, tol: float, *, last_decades: float | None = 1.5
 ) -> SlopeFit:

@@ -3,6 +3,7 @@
     import rljax.algorithms as algos
     algos.names()                              # ['apo', 'clip_cov', 'dapo', ...]
     cfg = algos.get("dapo")                    # fresh unlocked ml_collections.ConfigDict
+    algos.override(cfg, {"kl": {"coef": 0.1}})  # edit nested fields; an unknown key is a KeyError
     advantage_fn, loss_fn = algos.resolve(cfg)
     batch |= advantage_fn(batch)
     loss, metrics = loss_fn(logp, batch)
@@ -16,9 +17,10 @@ from rljax.algorithms.resolution import (
     ADVANTAGES,
     KL_SCHEDULES,
     get,
+    override,
     required_inputs,
     resolve,
     resolve_kernels,
 )
 
-__all__ = ["ADVANTAGES", "KL_SCHEDULES", "get", "names", "required_inputs", "resolve", "resolve_kernels"]
+__all__ = ["ADVANTAGES", "KL_SCHEDULES", "get", "names", "override", "required_inputs", "resolve", "resolve_kernels"]

@@ -238,6 +238,23 @@ def get(name: str) -> ml_collections.ConfigDict:
   return cfg
 
 
+def override(config: ml_collections.ConfigDict, overrides: Mapping, *, where: str = "overrides"):
+  """Sets `overrides` into a preset config in place, key by key, and returns it: nested mappings merge into the
+  nested fields (`{"kl": {"coef": 0.1}}` changes β only); a key the preset lacks is a `KeyError` naming its path
+  (`where.key`), not a silent new field. A config that carries `inputs` (from `get`) has them recomputed, which
+  validates the edited config."""
+  for key, new in overrides.items():
+    if key not in config:
+      raise KeyError(f"{where}: the preset has no field {key!r}.")
+    if isinstance(new, (Mapping, ml_collections.ConfigDict)) and isinstance(config[key], ml_collections.ConfigDict):
+      override(config[key], new, where=f"{where}.{key}")
+    else:
+      config[key] = new
+  if "inputs" in config:
+    config.inputs = _plan(config)["inputs"]
+  return config
+
+
 def _require(batch: Batch, keys, what: str) -> None:
   missing = [k for k in keys if k not in batch]
   if missing:

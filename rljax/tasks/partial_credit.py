@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from rljax import checks
 from rljax.tasks import toy_suite as ts
+from rljax.tasks import toy_tokens as tt
 
 
 def solution_credit(batch: ts.PromptBatch, completion: jax.Array, completion_mask: jax.Array) -> jax.Array:
@@ -51,10 +52,10 @@ def _credit(trace, trace_len, answer, answer_len, completion, mask):
     valid = m & (jnp.cumsum(c == ts.EOS_ID) == 0)  # up to the first <eos>
     has = lambda tok: valid & (c == tok)
     lead = (valid[0] & (c[0] == ts.THINK_ID)).astype(jnp.int32)
-    think_end = ts._first(has(ts.THINK_END_ID))
+    think_end = tt.first(has(ts.THINK_END_ID))
     n_trace = jnp.where(think_end < c.shape[0], think_end - lead, 0)
-    close = ts._last(has(ts.ANSWER_END_ID))
-    open_ = ts._last(has(ts.ANSWER_ID) & (i < close))
+    close = tt.last(has(ts.ANSWER_END_ID))
+    open_ = tt.last(has(ts.ANSWER_ID) & (i < close))
     n_answer = jnp.where((close >= 0) & (open_ >= 0), close - open_ - 1, 0)
     hits = _matches(c, lead, n_trace, t, t_len) + _matches(c, open_ + 1, n_answer, a, a_len)
     total = jnp.maximum(t_len, n_trace) + jnp.maximum(a_len, n_answer)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -61,109 +60,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from rljax import checks
-
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<think>", "</think>", "<answer>", "</answer>")
-SYMBOLS = ("+", "-", "*", "=", ",", "(", ")")
-TAGS = ("<add>", "<modchain>", "<sort>", "<reverse>", "<parity>", "<countdown>")
-VOCAB: tuple[str, ...] = SPECIALS + tuple(str(d) for d in range(10)) + SYMBOLS + TAGS
-VOCAB_SIZE = len(VOCAB)
-_ID = {t: i for i, t in enumerate(VOCAB)}
-PAD_ID, BOS_ID, EOS_ID, THINK_ID, THINK_END_ID, ANSWER_ID, ANSWER_END_ID = range(len(SPECIALS))
-DIGIT0 = _ID["0"]
-PLUS, MINUS, TIMES, EQ, COMMA, LPAR, RPAR = (_ID[s] for s in SYMBOLS)
-_POW10 = np.array([10**i for i in range(10)], np.int32)
-_TOKEN_RE = re.compile(r"<[^<>\s]+>|\S")
-
-
-def encode(text: str) -> list[int]:
-  """Ids of `text`: tags like `<bos>` are one token, every other non-space character is one token."""
-  pieces = _TOKEN_RE.findall(text)
-  unknown = [p for p in pieces if p not in _ID]
-  if unknown:
-    raise ValueError(f"`text` has tokens outside VOCAB: {unknown}.")
-  return [_ID[p] for p in pieces]
-
-
-def decode(ids, *, skip_pad: bool = True) -> str:
-  """Tokens of `ids` joined by spaces (padding dropped unless `skip_pad=False`)."""
-  return " ".join(VOCAB[i] for i in np.asarray(ids).reshape(-1).tolist() if not (skip_pad and i == PAD_ID))
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Fixed-shape token helpers. Generators fill "slots" (tokens with a validity mask) and compact them.
-
-
-def _compact(tokens: jax.Array, valid: jax.Array, width: int, *, right: bool = False) -> tuple[jax.Array, jax.Array]:
-  """The valid tokens, in order, packed at the start (or, `right=True`, the end) of `i32[width]`, and
-  their count (`tokens`, `valid`: broadcastable arrays of any shape, read in row-major order). Callers
-  size `width` to hold them all."""
-  tokens, valid = _slots((tokens, valid))
-  n = jnp.sum(valid, dtype=jnp.int32)
-  pos = jnp.cumsum(valid, dtype=jnp.int32) - 1 + (width - n if right else 0)
-  hit = valid[:, None] & (pos[:, None] == jnp.arange(width)[None, :])  # a gather-free scatter: PAD_ID is 0
-  return jnp.sum(jnp.where(hit, tokens[:, None], 0), axis=0), n
-
-
-def _fit(x: jax.Array, width: int, *, left: bool = False) -> jax.Array:
-  """Pads (with <pad>) or truncates the last axis to `width`, keeping its start (its end if `left`)."""
-  n = x.shape[-1]
-  if n >= width:
-    return x[..., n - width:] if left else x[..., :width]
-  pad = [(0, 0)] * (x.ndim - 1) + [(width - n, 0) if left else (0, width - n)]
-  return jnp.pad(x, pad, constant_values=PAD_ID)
-
-
-def _first(cond: jax.Array) -> jax.Array:
-  """Index of the first True of a 1-D mask, its length when there is none."""
-  return jnp.argmax(jnp.append(cond, True)).astype(jnp.int32)
-
-
-def _last(cond: jax.Array) -> jax.Array:
-  """Index of the last True of a 1-D mask, −1 when there is none."""
-  n = cond.shape[0]
-  return jnp.where(jnp.any(cond), n - 1 - jnp.argmax(cond[::-1]), -1).astype(jnp.int32)
-
-
-def _is_digit(t: jax.Array) -> jax.Array:
-  return (t >= DIGIT0) & (t <= DIGIT0 + 9)
-
-
-def _parse_int(window: jax.Array, start: jax.Array, end: jax.Array) -> jax.Array:
-  """Value of the decimal digits window[start:end] (at most 9 of them)."""
-  i = jnp.arange(window.shape[0])
-  weight = jnp.asarray(_POW10)[jnp.clip(end - 1 - i, 0, 9)]
-  return jnp.sum(jnp.where((i >= start) & (i < end), (window - DIGIT0) * weight, 0))
-
-
-def _int_tokens(value: jax.Array, width: int) -> tuple[jax.Array, jax.Array]:
-  """Decimal digit tokens of a non-negative `value` < 10^width, left-aligned in `i32[width]`, and their count."""
-  n = 1 + jnp.sum(value >= jnp.asarray(_POW10[1:width]), dtype=jnp.int32)
-  i = jnp.arange(width)
-  digits = value // jnp.asarray(_POW10)[jnp.clip(n - 1 - i, 0, 9)] % 10
-  return jnp.where(i < n, DIGIT0 + digits, PAD_ID).astype(jnp.int32), n
-
-
-RANDOM_WORDS = 32  # uniform uint32 words a problem consumes (parity's 32 bits is the most)
-
-
-def _draw(words: jax.Array, *moduli: tuple[int, int]) -> list[jax.Array]:
-  """For each (n, m), the next n `words` reduced mod m: `i32[n]` uniform on 0..m−1 (bias below 2^−29).
-  Families share one `jax.random.bits` draw per problem: every distinct random call (threefry) adds
-  compile time, and `randint` compiles ~10× slower than `bits` on CPU."""
-  out, start = [], 0
-  for n, m in moduli:
-    out.append((words[start:start + n] % m).astype(jnp.int32))
-    start += n
-  assert start <= RANDOM_WORDS
-  return out
-
-
-def _slots(*parts) -> tuple[jax.Array, jax.Array]:
-  """Concatenates (tokens, valid) parts; a part that is not a tuple is always valid."""
-  parts = [p if isinstance(p, tuple) else (p, True) for p in parts]
-  return (jnp.concatenate([jnp.asarray(t, jnp.int32).reshape(-1) for t, _ in parts]),
-          jnp.concatenate([jnp.broadcast_to(v, jnp.shape(t)).reshape(-1) for t, v in parts]))
-
+from rljax.tasks import toy_tokens as tt
+# The vocabulary is part of this module's public API (`toy_suite.PAD_ID`, `toy_suite.encode`, ...).
+from rljax.tasks.toy_tokens import (  # noqa: F401
+    ANSWER_END_ID,
+    ANSWER_ID,
+    BOS_ID,
+    COMMA,
+    DIGIT0,
+    EOS_ID,
+    EQ,
+    LPAR,
+    MINUS,
+    PAD_ID,
+    PLUS,
+    RANDOM_WORDS,
+    RPAR,
+    SPECIALS,
+    SYMBOLS,
+    TAGS,
+    THINK_END_ID,
+    THINK_ID,
+    TIMES,
+    TOKEN_ID,
+    VOCAB,
+    VOCAB_SIZE,
+    decode,
+    encode,
+)
 
 # ---------------------------------------------------------------------------------------------------------
 # Families. `build(words, knob) -> (payload slots, trace slots, answer slots or None)`; `solve(payload, width)`
@@ -171,7 +95,7 @@ def _slots(*parts) -> tuple[jax.Array, jax.Array]:
 
 
 def _build_add(words, d):
-  digits, lead = _draw(words, (16, 10), (2, 9))
+  digits, lead = tt.draw(words, (16, 10), (2, 9))
   digits = digits.reshape(2, 8)
   digits = digits.at[:, 0].set(jnp.where(d > 1, 1 + lead, digits[:, 0]))
   valid = jnp.arange(8) < d
@@ -183,28 +107,28 @@ def _build_add(words, d):
 
   _, sums = jax.lax.scan(add_column, jnp.int32(0), (digits[0, column], digits[1, column]))
   trace = jnp.stack([DIGIT0 + sums // 10, DIGIT0 + sums % 10], axis=1)
-  payload = _slots((DIGIT0 + digits[0], valid), PLUS, (DIGIT0 + digits[1], valid), EQ)
+  payload = tt.slots((DIGIT0 + digits[0], valid), PLUS, (DIGIT0 + digits[1], valid), EQ)
   return payload, (trace, jnp.repeat(valid[:, None], 2, axis=1)), None
 
 
 def _solve_add(payload, width):
-  payload = _fit(payload, 18)
-  plus, eq = _first(payload == PLUS), _first(payload == EQ)
-  return _int_tokens(_parse_int(payload, 0, plus) + _parse_int(payload, plus + 1, eq), width)
+  payload = tt.fit(payload, 18)
+  plus, eq = tt.first(payload == PLUS), tt.first(payload == EQ)
+  return tt.int_tokens(tt.parse_int(payload, 0, plus) + tt.parse_int(payload, plus + 1, eq), width)
 
 
 def _build_modchain(words, k):
-  x0, is_mul, b, a = _draw(words, (1, 10), (10, 2), (10, 3), (10, 9))
+  x0, is_mul, b, a = tt.draw(words, (1, 10), (10, 2), (10, 3), (10, 9))
   x0, is_mul = x0[0], is_mul.astype(bool)
   arg = jnp.where(is_mul, jnp.array([3, 7, 9])[b], 1 + a)
   _, values = jax.lax.scan(lambda x, op: ((jnp.where(op[0], x * op[1], x + op[1]) % 10,) * 2), x0, (is_mul, arg))
   valid = jnp.arange(10) < k
   ops = jnp.stack([jnp.where(is_mul, TIMES, PLUS), DIGIT0 + arg], axis=1)
-  return _slots(DIGIT0 + x0, (ops, valid[:, None]), EQ), (DIGIT0 + values, valid), None
+  return tt.slots(DIGIT0 + x0, (ops, valid[:, None]), EQ), (DIGIT0 + values, valid), None
 
 
 def _solve_modchain(payload, width):
-  payload = _fit(payload, 22)
+  payload = tt.fit(payload, 22)
   ops, args = payload[1:21:2], payload[2:22:2] - DIGIT0
   alive = jnp.cumprod((ops == PLUS) | (ops == TIMES)).astype(bool)  # the chain stops at "="
 
@@ -213,41 +137,41 @@ def _solve_modchain(payload, width):
     return jnp.where(live, jnp.where(op == TIMES, x * a, x + a) % 10, x), None
 
   x, _ = jax.lax.scan(step, payload[0] - DIGIT0, (ops, args, alive))
-  return _fit((DIGIT0 + x)[None], width), jnp.int32(1)
+  return tt.fit((DIGIT0 + x)[None], width), jnp.int32(1)
 
 
 def _build_list(words, n, *, sort: bool):
-  (x,) = _draw(words, (12, 10))
+  (x,) = tt.draw(words, (12, 10))
   m = jnp.arange(2, 13)[:, None]  # prefix length of each pass
   j = jnp.arange(12)[None, :]
   rows = jnp.sort(jnp.where(j < m, x, 10), axis=1) if sort else x[jnp.clip(m - 1 - j, 0, 11)]
   trace = jnp.concatenate([DIGIT0 + rows, jnp.full((11, 1), COMMA)], axis=1)
   trace_valid = jnp.concatenate([j < m, m < n], axis=1) & (m <= n)
-  return _slots((DIGIT0 + x, jnp.arange(12) < n), EQ), (trace, trace_valid), None
+  return tt.slots((DIGIT0 + x, jnp.arange(12) < n), EQ), (trace, trace_valid), None
 
 
 def _solve_list(payload, width, *, sort: bool):
-  payload = _fit(payload, 13)
-  eq, i = _first(payload == EQ), jnp.arange(13)
+  payload = tt.fit(payload, 13)
+  eq, i = tt.first(payload == EQ), jnp.arange(13)
   out = jnp.sort(jnp.where(i < eq, payload, DIGIT0 + 10)) if sort else payload[jnp.clip(eq - 1 - i, 0, 12)]
-  return _fit(jnp.where(i < eq, out, PAD_ID), width), eq
+  return tt.fit(jnp.where(i < eq, out, PAD_ID), width), eq
 
 
 def _build_parity(words, n):
-  (bits,) = _draw(words, (32, 2))
+  (bits,) = tt.draw(words, (32, 2))
   valid = jnp.arange(32) < n
-  return _slots((DIGIT0 + bits, valid), EQ), (DIGIT0 + jnp.cumsum(bits) % 2, valid), None
+  return tt.slots((DIGIT0 + bits, valid), EQ), (DIGIT0 + jnp.cumsum(bits) % 2, valid), None
 
 
 def _solve_parity(payload, width):
-  payload = _fit(payload, 33)
+  payload = tt.fit(payload, 33)
   i = jnp.arange(33)
-  ones = jnp.sum(jnp.where(i < _first(payload == EQ), payload - DIGIT0, 0))
-  return _fit((DIGIT0 + ones % 2)[None], width), jnp.int32(1)
+  ones = jnp.sum(jnp.where(i < tt.first(payload == EQ), payload - DIGIT0, 0))
+  return tt.fit((DIGIT0 + ones % 2)[None], width), jnp.int32(1)
 
 
 def _build_countdown(words, k):
-  nums, ops = _draw(words, (7, 9), (6, 3))
+  nums, ops = tt.draw(words, (7, 9), (6, 3))
   nums, ops = 1 + nums, jnp.array([PLUS, MINUS, TIMES])[ops]
 
   def step(carry, inp):  # E_{i+1} = E_i o a: carry (value of E_i, last operator of E_i)
@@ -260,17 +184,17 @@ def _build_countdown(words, k):
 
   _, (ops, wrap, values) = jax.lax.scan(step, (nums[0], jnp.int32(PAD_ID)), (nums[1:], ops))
   live = jnp.arange(6) < k - 1
-  value_digits, value_len = jax.vmap(lambda v: _int_tokens(v, 7))(values)
-  target, target_len = _int_tokens(values[k - 2], 7)
+  value_digits, value_len = jax.vmap(lambda v: tt.int_tokens(v, 7))(values)
+  target, target_len = tt.int_tokens(values[k - 2], 7)
   n_open = jnp.sum(wrap & live)
-  answer = _slots((jnp.full((5,), LPAR), jnp.arange(5) < n_open), DIGIT0 + nums[0],
+  answer = tt.slots((jnp.full((5,), LPAR), jnp.arange(5) < n_open), DIGIT0 + nums[0],
                   (jnp.stack([jnp.full((6,), RPAR), ops, DIGIT0 + nums[1:]], 1),
                    jnp.stack([wrap & live, live, live], 1)))
   tape = jnp.concatenate([jnp.stack([ops, DIGIT0 + nums[1:], jnp.full((6,), EQ)], 1), value_digits], axis=1)
   tape_valid = jnp.concatenate([jnp.broadcast_to(live[:, None], (6, 3)),
                                 live[:, None] & (jnp.arange(7)[None] < value_len[:, None])], axis=1)
-  payload = _slots((DIGIT0 + nums, jnp.arange(7) < k), COMMA, (target, jnp.arange(7) < target_len), EQ)
-  return payload, _slots(DIGIT0 + nums[0], (tape, tape_valid)), answer
+  payload = tt.slots((DIGIT0 + nums, jnp.arange(7) < k), COMMA, (target, jnp.arange(7) < target_len), EQ)
+  return payload, tt.slots(DIGIT0 + nums[0], (tape, tape_valid)), answer
 
 
 _OPEN_TAG = 4  # operator-stack code of "(" (the operators use their token ids, all larger)
@@ -286,10 +210,10 @@ def _countdown_ok(payload: jax.Array, expr: jax.Array, length: jax.Array) -> jax
   have strictly increasing precedence, so an operator or ")" pops at most two of them: the reduction
   is unrolled twice. Numbers longer than 7 digits are invalid (no int32 overflow can forge a given
   number)."""
-  payload = _fit(payload, 17)
-  comma, eq = _first(payload == COMMA), _first(payload == EQ)
+  payload = tt.fit(payload, 17)
+  comma, eq = tt.first(payload == COMMA), tt.first(payload == EQ)
   given = jnp.where(jnp.arange(7) < comma, payload[:7] - DIGIT0, -1)
-  target = _parse_int(payload, comma + 1, eq)
+  target = tt.parse_int(payload, comma + 1, eq)
   L = expr.shape[0]
   slot = jnp.arange(L + 1)
   at = lambda stack, j: jnp.sum(jnp.where(slot == j, stack, 0))  # one-hot reads and writes: under vmap
@@ -309,7 +233,7 @@ def _countdown_ok(payload: jax.Array, expr: jax.Array, length: jax.Array) -> jax
   def step(s, inp):
     t, live = inp
     vals, nv, ops, no, err, used, nu, cur, ndig, depth, want = s
-    digit = live & _is_digit(t)
+    digit = live & tt.is_digit(t)
     op = live & ((t == PLUS) | (t == MINUS) | (t == TIMES))
     lpar, rpar = live & (t == LPAR), live & (t == RPAR)
     flush = live & ~digit & (ndig > 0)  # a non-digit ends the number being read
@@ -361,7 +285,7 @@ class Family(NamedTuple):
 
   @property
   def tag(self) -> int:
-    return _ID[f"<{self.name}>"]
+    return TOKEN_ID[f"<{self.name}>"]
 
   def gen(self, key: jax.Array, difficulty) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """`(prompt i32[P], answer i32[A], trace i32[S], lens i32[3])` at the family's widths for knob_max:
@@ -373,12 +297,12 @@ class Family(NamedTuple):
     """`gen` from its random words `u32[RANDOM_WORDS]` (`jax.random.bits(key, (RANDOM_WORDS,))`)."""
     P, A, S = self.sizes(self.knob_max)
     payload, trace, answer = self.build(words, self.knob_min + jnp.asarray(difficulty, jnp.int32))
-    prompt, n_prompt = _compact(*_slots(BOS_ID, self.tag, payload), P, right=True)
-    trace, n_trace = _compact(*trace, S)
+    prompt, n_prompt = tt.compact(*tt.slots(BOS_ID, self.tag, payload), P, right=True)
+    trace, n_trace = tt.compact(*trace, S)
     if answer is None:
-      answer, n_answer = self.solve(_compact(*payload, P - 2)[0], A)
+      answer, n_answer = self.solve(tt.compact(*payload, P - 2)[0], A)
     else:
-      answer, n_answer = _compact(*answer, A)
+      answer, n_answer = tt.compact(*answer, A)
     return prompt, answer, trace, jnp.stack([n_prompt, n_answer, n_trace]).astype(jnp.int32)
 
 
@@ -473,8 +397,8 @@ class Suite:
     def gen(fam):
       def run(words, d):
         prompt, answer, trace, lens = FAMILIES[fam].generate(words, d)
-        return _fit(prompt, self.max_prompt, left=True), _fit(answer, self.max_answer), \
-            _fit(trace, self.max_trace), lens
+        return tt.fit(prompt, self.max_prompt, left=True), tt.fit(answer, self.max_answer), \
+            tt.fit(trace, self.max_trace), lens
       return run
 
     def row(i, f, d):  # = FAMILIES[f].gen(fold_in(key, i), d), with one random draw for all the branches
@@ -500,8 +424,8 @@ class Suite:
     width = batch.ids.shape[1] + 1 + batch.trace.shape[1]
 
     def row(ids, mask, trace, h):
-      slots = _slots((ids, mask), (jnp.full((1,), THINK_ID), h > 0), (trace, jnp.arange(trace.shape[0]) < h))
-      return _compact(*slots, width, right=True)[0]
+      slots = tt.slots((ids, mask), (jnp.full((1,), THINK_ID), h > 0), (trace, jnp.arange(trace.shape[0]) < h))
+      return tt.compact(*slots, width, right=True)[0]
 
     ids = jax.vmap(row)(batch.ids, batch.mask, batch.trace, h)
     return batch._replace(ids=ids, mask=ids != PAD_ID)
@@ -514,9 +438,9 @@ class Suite:
     sequences `tokens, mask, loss_mask [B, P + C]` (left-padded prompt ⊕ completion; loss on the
     completion, EOS included), the batch layout of `rljax.training.objectives.sft_loss`."""
     def row(trace, n_trace, answer, n_answer):
-      slots = _slots(THINK_ID, (trace, jnp.arange(trace.shape[0]) < n_trace), THINK_END_ID, ANSWER_ID,
+      slots = tt.slots(THINK_ID, (trace, jnp.arange(trace.shape[0]) < n_trace), THINK_END_ID, ANSWER_ID,
                      (answer, jnp.arange(answer.shape[0]) < n_answer), ANSWER_END_ID, EOS_ID)
-      return _compact(*slots, self.completion_width)[0]
+      return tt.compact(*slots, self.completion_width)[0]
 
     completion = jax.vmap(row)(batch.trace, batch.trace_len, batch.answer, batch.answer_len)
     completion_mask = completion != PAD_ID
@@ -564,8 +488,8 @@ class Suite:
     def row(tokens, response):
       T = tokens.shape[0]
       i = jnp.arange(T)
-      start = _first(response)
-      bos = _first(tokens == BOS_ID)
+      start = tt.first(response)
+      bos = tt.first(tokens == BOS_ID)
       family = jnp.asarray(tag_to_family)[jnp.take(tokens, bos + 1, mode="fill", fill_value=PAD_ID)]
       # The problem: the prompt after its tag (the response masked out), up to and past its "=".
       payload = jnp.take(jnp.where(i < start, tokens, PAD_ID), bos + 2 + jnp.arange(self.max_prompt - 2),
@@ -579,8 +503,8 @@ class Suite:
       valid = jnp.take(response, i + start, mode="fill", fill_value=False)
       valid &= jnp.cumsum(completion == EOS_ID) == 0  # up to the first <eos>
       has = lambda t: valid & (completion == t)
-      close = _last(has(ANSWER_END_ID))
-      open_ = _last(has(ANSWER_ID) & (i < close))
+      close = tt.last(has(ANSWER_END_ID))
+      open_ = tt.last(has(ANSWER_ID) & (i < close))
       found = (close >= 0) & (open_ >= 0)
       span_len = close - open_ - 1
       span = jnp.take(completion, jnp.arange(A) + open_ + 1, mode="fill", fill_value=PAD_ID)
@@ -591,7 +515,7 @@ class Suite:
       answer_ok &= family >= 0
 
       opened = jnp.any((tokens == THINK_ID) & (i < start))  # a hinted prompt opened the think block
-      think_end = _first(has(THINK_END_ID))
+      think_end = tt.first(has(THINK_END_ID))
       n_end, n_open = jnp.sum(has(THINK_END_ID)), jnp.sum(has(THINK_ID))
       lead = valid[0] & (completion[0] == THINK_ID)
       think_ok = ((n_end == 1) & jnp.where(opened, n_open == 0, lead & (n_open == 1))

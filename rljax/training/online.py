@@ -33,15 +33,13 @@ policy at the start of iteration k−1, `state.extra["behaviour_params"]`), and 
      and trains in that order while the host
   4. fetches the new tokens and runs their host reward (verifiers): during the scoring and the updates.
 
-`staleness` (iterations between the behaviour policy and the current one) is 1 after the first
-iteration, which samples from θ_0: it has nothing to overlap with. old_logp is recomputed on θ_b rather
-than read from the sampler, for the reason above (the sampler's KV-cache decode, precision or engine
-would otherwise enter the ratio); that costs a copy of the trainable parameters, which exact resumption
-needs anyway: the pending rollout is a pure function of θ_b, the prompts and the key, so a run restored
-from a checkpoint resamples it to the same tokens and continues as the uninterrupted run would.
+`staleness` (iterations between the behaviour and the current policy) is 1 after the first iteration,
+which samples from θ_0. old_logp is recomputed on θ_b, not read from the sampler (whose KV-cache decode,
+precision or engine would otherwise enter the ratio); the copy of the trainable parameters this costs is
+what exact resumption needs anyway: the pending rollout is a pure function of θ_b, the prompts and the
+key, so a restored run resamples the same tokens.
 
-A critic (presets with `critic.enabled`, i.e. GAE: ppo, pf_ppo) lives in an `ActorCritic`
-(`rljax.training.actor_critic`, with the response forward passes).
+A critic (`critic.enabled`: ppo, pf_ppo) lives in an `ActorCritic` (`rljax.training.actor_critic`).
 
 The reference policy is `state.extra["ref_params"]` (same graph definition as the trained model;
 `init_online_state` copies the initial parameters there), so checkpoints carry it. With LoRA

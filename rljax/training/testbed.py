@@ -40,7 +40,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from rljax import algorithms
+from rljax import algorithms, sampling
 from rljax.models.config import DecoderConfig
 from rljax.models.decoder import Decoder
 from rljax.tasks import toy_suite
@@ -227,6 +227,29 @@ class Testbed:
                   log_every=int(self.cfg.log_every), ckpt_every=int(self.cfg.ckpt_every), progress=False)
     return state.params
 
+  def sampler(self, n: int, *, temperature: float | None = None) -> Callable:
+    """`draw(params, key, batch) -> dict`: n responses per problem of `batch` (a `PromptBatch`) from the policy
+    `params` at `temperature` (default `rl.temperature`), compiled once per sampler. Rows b·n + i: `batch`
+    (repeated), `completion`, `completion_mask`, `logprobs` (log π of the sampled tokens at temperature 1), the
+    full rows `tokens` [B·n, P+C] with their `response_mask`, and the suite's 0/1 `reward`."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+      raise ValueError(f"`n` must be a positive int, got {n!r}.")
+    graphdef = self.graphdef()
+    temperature = float(self.cfg.rl.temperature if temperature is None else temperature)
+
+    @jax.jit
+    def draw(params, key, batch):
+      rep = jax.tree.map(lambda x: jnp.repeat(x, n, axis=0), batch)
+      r = sampling.generate(nnx.merge(graphdef, params), rep.ids, rep.mask, key=key, temperature=temperature,
+                            max_new_tokens=self.max_new_tokens, eos_token_id=toy_suite.EOS_ID,
+                            pad_token_id=toy_suite.PAD_ID)
+      tokens = jnp.concatenate([rep.ids, r.tokens], axis=1)
+      response = jnp.concatenate([jnp.zeros_like(rep.mask), r.mask], axis=1)
+      return {"batch": rep, "completion": r.tokens, "completion_mask": r.mask, "logprobs": r.model_logprobs,
+              "tokens": tokens, "response_mask": response, "reward": self.suite.reward_fn(tokens, response)}
+
+    return draw
+
   # ---------------------------------------------------------------------------------------------- RL
 
   def online(self, preset, *, teacher: nnx.Module | None = None, graphdef=None, reward_fn: Callable | None = None,
@@ -279,11 +302,21 @@ class Testbed:
 
   def curves(self, phase: str, keys: Sequence[str] = ("reward_mean", "entropy", "response_length")) -> dict:
     """`{key: [(step, value), ...]}` of a phase's logged metrics (metrics.jsonl of the work directory),
-    plus `accuracy` (held-out mean@k)."""
+    plus `accuracy` (held-out mean@k); one point per step, the last one logged (a phase resumed after its last
+    log, or run twice into one work directory, logs a step again)."""
     m = read_metrics(self.workdir, phase=phase)
     k = int(self.cfg.eval.k)
     keys = dict({key: key for key in keys}, accuracy=f"eval/acc/all/mean@{k}")
-    return {name: [(x["step"], x[key]) for x in m if key in x] for name, key in keys.items()}
+    return {name: sorted({x["step"]: x[key] for x in m if key in x}.items()) for name, key in keys.items()}
+
+  def last_eval(self, phase: str) -> dict[str, float]:
+    """The metrics of the last held-out evaluation logged in `phase` (`eval/acc/...`); `accuracy(...)` of it
+    gives one scope's numbers."""
+    key = f"eval/acc/all/mean@{int(self.cfg.eval.k)}"
+    evals = [x for x in read_metrics(self.workdir, phase=phase) if key in x]
+    if not evals:
+      raise ValueError(f"phase {phase!r} logged no evaluation in {self.workdir}.")
+    return {name: v for name, v in evals[-1].items() if name.startswith("eval/")}
 
 
 def _critic(preset) -> bool:

@@ -5,7 +5,6 @@ accuracy does not move, so the fast tests check what the experiment adds: each a
 half of APO on, with the configured base and β; the length statistics split by correctness exactly.
 """
 
-import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from configs.apo import get_config
 from experiments import apo as ex
 from rljax import algorithms
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -97,11 +96,8 @@ def test_length_stats_split_by_correctness():
 ])
 def test_bad_config_fails_before_compute(tmp_path, edit, match):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path / "run")
   edit(cfg)
-  with pytest.raises(ValueError, match=match):
-    ex.run(cfg)
-  assert not os.path.exists(os.path.join(cfg.out_dir, "ckpt"))  # no SFT was started
+  assert_fails_before_compute(ex, cfg, tmp_path, ValueError, match)
 
 
 def test_unknown_preset():

@@ -11,7 +11,7 @@ import pytest
 from configs.entropy_mechanism import get_config
 from experiments import entropy_mechanism as ex
 from rljax.training.metrics import read_metrics
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -85,14 +85,11 @@ def test_bandit_entropy_collapses_and_interventions_keep_it_higher(smoke):
 ])
 def test_bad_config_fails_before_compute(field, value, match, tmp_path):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path)
   node, *path = [cfg] + field.split(".")
   for part in path[:-1]:
     node = node[part]
   node[path[-1]] = value
-  with pytest.raises(ValueError, match=match):
-    ex.run(cfg)
-  assert not any(tmp_path.iterdir())  # nothing was computed or written
+  assert_fails_before_compute(ex, cfg, tmp_path, ValueError, match)
 
 
 def test_unknown_bandit_loss_fails_before_compute():

@@ -5,7 +5,6 @@ so the fast tests check the mechanism: the β the loss used at every step is the
 holds the policy near its start.
 """
 
-import os
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from configs.grpo_d import get_config
 from experiments import grpo_d as ex
 from rljax.losses.grpo_d import grpo_d_kl_schedule
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -52,11 +51,8 @@ def test_kl_term_holds_the_policy_near_its_start(smoke):
 ])
 def test_bad_config_fails_before_compute(tmp_path, edit, match):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path / "run")
   edit(cfg)
-  with pytest.raises(ValueError, match=match):
-    ex.run(cfg)
-  assert not os.path.exists(os.path.join(cfg.out_dir, "ckpt"))  # no SFT was started
+  assert_fails_before_compute(ex, cfg, tmp_path, ValueError, match)
 
 
 def test_unknown_preset():

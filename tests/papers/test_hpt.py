@@ -9,7 +9,7 @@ import pytest
 
 from configs.hpt import get_config
 from experiments import hpt as ex
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -61,12 +61,9 @@ def test_demonstration_nll_is_trained_where_the_gate_sends_prompts(smoke):
 ])
 def test_bad_config_fails_before_compute(field, value, match, tmp_path):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path)
   section, _, name = field.rpartition(".")
   (cfg[section] if section else cfg)[name] = value
-  with pytest.raises(ValueError, match=match):
-    ex.run(cfg)
-  assert not (tmp_path / "ckpt").exists()  # nothing was trained
+  assert_fails_before_compute(ex, cfg, tmp_path, ValueError, match)
 
 
 def test_unknown_preset():

@@ -12,7 +12,7 @@ import pytest
 from configs.kdrl import get_config
 from experiments import kdrl as ex
 from rljax.losses.kdrl import kdrl_kl_schedule
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -58,11 +58,8 @@ def test_arm_presets():
 ])
 def test_bad_config_fails_before_compute(tmp_path, edit, error, match):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path)
   edit(cfg)
-  with pytest.raises(error, match=match):
-    ex.run(cfg)
-  assert not (tmp_path / "metrics.jsonl").exists()  # nothing was trained
+  assert_fails_before_compute(ex, cfg, tmp_path, error, match)
 
 
 def test_unknown_preset():

@@ -12,7 +12,7 @@ import pytest
 from configs.lite_ppo import get_config
 from experiments import lite_ppo as ex
 from rljax import algorithms
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -69,12 +69,9 @@ def test_lite_arm_is_the_lite_ppo_preset():
 ])
 def test_bad_config_fails_before_compute(tmp_path, field, value, error):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path)
   section, name = field.split(".")
   cfg[section][name] = value
-  with pytest.raises(error):
-    ex.run(cfg)
-  assert not (tmp_path / "metrics.jsonl").exists()
+  assert_fails_before_compute(ex, cfg, tmp_path, error)
 
 
 def test_unknown_preset():

@@ -13,7 +13,7 @@ from flax import nnx
 from configs.nft import get_config
 from experiments import nft as ex
 from rljax.training import testbed
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -65,11 +65,8 @@ def test_arms_draw_one_batch_per_step_and_rft_drops_negatives():
 ])
 def test_bad_config_fails_before_compute(tmp_path, edit, error, match):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path)
   edit(cfg)
-  with pytest.raises(error, match=match):
-    ex.run(cfg)
-  assert not (tmp_path / "metrics.jsonl").exists()
+  assert_fails_before_compute(ex, cfg, tmp_path, error, match)
 
 
 def test_unknown_preset():

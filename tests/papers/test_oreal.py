@@ -11,7 +11,7 @@ import pytest
 
 from configs.oreal import get_config
 from experiments import oreal as ex
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -78,11 +78,10 @@ def test_bon_table_is_exact(smoke):
     (lambda c: setattr(c, "arm_names", ("grpo", "oreal")), ValueError, "arm_names"),
     (lambda c: setattr(c.bon, "correct", 5), ValueError, "bon"),
 ])
-def test_bad_config_fails_before_compute(edit, error, match):
+def test_bad_config_fails_before_compute(tmp_path, edit, error, match):
   cfg = get_config("smoke")
   edit(cfg)
-  with pytest.raises(error, match=match):
-    ex.run(cfg)  # arm_presets and the checks run before the SFT
+  assert_fails_before_compute(ex, cfg, tmp_path, error, match)  # arm_presets and the checks run before the SFT
 
 
 def test_unknown_preset():

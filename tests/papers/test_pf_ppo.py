@@ -10,7 +10,7 @@ import pytest
 
 from configs.pf_ppo import get_config
 from experiments import pf_ppo as ex
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -43,16 +43,14 @@ def test_reward_model_tracks_the_true_score_at_init(smoke):
   assert all(0 <= v <= 1 for v in finals)
 
 
-def test_bad_config_values_fail_before_compute():
+def test_bad_config_values_fail_before_compute(tmp_path):
   for field, value, match in (("filters", ("none", "top2"), "filters"), ("filters", (), "filters"),
                               ("rm.sigma0", -0.5, "noise"), ("rm.batch", 10**6, "batch"),
                               ("rl.group_size", 1, "group_size"), ("rl.kl_coef", -0.1, "kl_coef")):
     cfg = get_config("smoke")
-    cfg.out_dir = "/nonexistent/never-written"
     section, _, name = field.rpartition(".")
     (cfg[section] if section else cfg)[name] = value
-    with pytest.raises(ValueError, match=match):
-      ex.run(cfg)
+    assert_fails_before_compute(ex, cfg, tmp_path / name, ValueError, match)
 
 
 def test_unknown_preset():

@@ -15,7 +15,7 @@ import pytest
 
 from configs.rl_survey import get_config
 from experiments import rl_survey as ex
-from tests.helpers import assert_smoke_claims
+from tests.helpers import assert_fails_before_compute, assert_smoke_claims
 
 
 def test_notebook_measures_the_predicted_claims(smoke):
@@ -76,12 +76,10 @@ def test_length_growth_reads_count_weighted_windows():
 ])
 def test_bad_config_fails_before_compute(tmp_path, field, value, match):
   cfg = get_config("smoke")
-  cfg.out_dir = str(tmp_path / "run")
   setattr(cfg, field, value)
   t = time.perf_counter()
-  with pytest.raises((KeyError, ValueError), match=match):
-    ex.run(cfg)
-  assert time.perf_counter() - t < 5.0 and not (tmp_path / "run" / "metrics.jsonl").exists()
+  assert_fails_before_compute(ex, cfg, tmp_path, (KeyError, ValueError), match)
+  assert time.perf_counter() - t < 5.0
 
 
 def test_bad_toy_arm_fails_before_compute(tmp_path):

@@ -290,3 +290,13 @@ def test_unchecked_fields_name_real_config_fields(name):
       node = node[part]
   if "placeholder" in cfg.notes:
     assert cfg.unchecked, name
+
+
+def test_override_merges_nested_fields_and_rejects_unknown_keys():
+  cfg = algos.get("grpo")
+  algos.override(cfg, {"kl": {"coef": 0.5}, "agg": "token-mean"})
+  assert (cfg.kl.coef, cfg.kl.kind, cfg.agg) == (0.5, algos.get("grpo").kl.kind, "token-mean")  # kind kept
+  with pytest.raises(KeyError, match=r"overrides\.kl: the preset has no field 'cof'"):
+    algos.override(cfg, {"kl": {"cof": 0.5}})
+  with pytest.raises(ValueError):  # the recomputed inputs validate the edited config
+    algos.override(cfg, {"agg": "token-median"})

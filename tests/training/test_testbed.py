@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from rljax.tasks import toy_suite
 from rljax.training import MetricsWriter, read_metrics
@@ -83,6 +84,21 @@ def test_run_arm_trains_and_evaluates_the_policy(bed, preset):
   curves = bed.curves(f"{preset}/seed0")
   assert [s for s, _ in curves["accuracy"]] == [bed.cfg.rl.steps]  # the decoder's held-out accuracy
   assert len(curves["reward_mean"]) == bed.cfg.rl.steps
+  k = bed.cfg.eval.k
+  assert bed.last_eval(f"{preset}/seed0")[f"eval/acc/all/mean@{k}"] == curves["accuracy"][-1][1]
+
+
+def test_curves_keep_the_last_point_per_step_and_last_eval_needs_one(tmp_path):
+  cfg = tb_lib.testbed_config("smoke")
+  cfg.out_dir = str(tmp_path)
+  bed = tb_lib.Testbed(cfg)
+  writer = MetricsWriter(cfg.out_dir, tensorboard=False)
+  for step, value in ((1, 0.1), (2, 0.2), (2, 0.3), (3, 0.4)):  # step 2 logged twice (a rerun into one workdir)
+    writer.write(step, {"reward_mean": value}, phase="p")
+  writer.close()
+  assert bed.curves("p", ("reward_mean",))["reward_mean"] == [(1, 0.1), (2, 0.3), (3, 0.4)]
+  with pytest.raises(ValueError, match="no evaluation"):
+    bed.last_eval("p")
 
 
 def test_bad_arms_and_presets_raise():
@@ -93,3 +109,16 @@ def test_bad_arms_and_presets_raise():
     tb_lib.Testbed(cfg, eval_arms=[])
   with pytest.raises(ValueError, match="preset"):
     tb_lib.testbed_config("huge")
+
+
+def test_sampler_draws_n_responses_per_problem_and_scores_them(bed):
+  params = nnx.state(bed.model(0), nnx.Param)
+  batch = bed.problems(jax.random.PRNGKey(5), 3)
+  r = bed.sampler(4)(params, jax.random.PRNGKey(6), batch)
+  np.testing.assert_array_equal(r["batch"].ids, np.repeat(np.asarray(batch.ids), 4, axis=0))
+  np.testing.assert_array_equal(r["tokens"][:, batch.ids.shape[1]:], r["completion"])
+  reward = bed.suite.verify(batch, r["completion"].reshape(3, 4, -1), r["completion_mask"].reshape(3, 4, -1))[0]
+  np.testing.assert_array_equal(np.asarray(r["reward"]).reshape(3, 4), reward)
+  assert np.all(np.asarray(r["logprobs"])[np.asarray(r["completion_mask"])] <= 0)
+  with pytest.raises(ValueError, match="`n`"):
+    bed.sampler(0)
