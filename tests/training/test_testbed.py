@@ -122,3 +122,12 @@ def test_sampler_draws_n_responses_per_problem_and_scores_them(bed):
   assert np.all(np.asarray(r["logprobs"])[np.asarray(r["completion_mask"])] <= 0)
   with pytest.raises(ValueError, match="`n`"):
     bed.sampler(0)
+
+
+def test_accuracy_reads_one_scope_and_mean_sd_is_the_population_sd():
+  m = {"eval/acc/add/mean@4": 0.5, "eval/acc/add/pass@4": 0.75, "eval/acc/add/greedy": 1.0, "eval/acc/add/length": 7.0,
+       "eval/acc/all/mean@4": 0.1}
+  assert tb_lib.accuracy(m, 4, "add") == {"mean": 0.5, "pass": 0.75, "greedy": 1.0, "length": 7.0}
+  a = tb_lib.accuracy(m, 4)
+  assert a["mean"] == 0.1 and np.isnan(a["pass"]) and np.isnan(a["greedy"])
+  assert tb_lib.mean_sd([1.0, 3.0]) == (2.0, 1.0)
