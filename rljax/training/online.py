@@ -59,11 +59,13 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from rljax import algorithms, sampling
+from rljax import algorithms, curricula, sampling
+from rljax.curricula.ghpo import first_success_stage
 from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalty
 from rljax.losses.ppo_max import RunningMeanStd
 from rljax.models import lora
-from rljax.training import distributed
+from rljax.training import distributed, streams
+from rljax.training.streams import online_step
 from rljax.training.actor_critic import ActorCritic, nlpo_response_forward, policy_of, response_forward
 from rljax.training.step import TrainState, init_train_state, make_train_step
 
@@ -79,6 +81,7 @@ class OnlineRL(NamedTuple):
   rl_iteration: Callable[..., tuple[TrainState, dict]]
   init_state: Callable[..., tuple]
   updates_per_iteration: int
+  curriculum: curricula.Curriculum | None = None
 
 
 def init_online_state(model: nnx.Module, optimizer, *, rng: jax.Array, extra: dict | None = None):
@@ -110,7 +113,8 @@ def _resolve_config(cfg_name_or_config, group_size: int | None) -> ml_collection
   return cfg
 
 
-_GROUP_KEYS = ("demo_tokens", "demo_token_mask", "demo_mask")  # [G, ...]: one row per prompt, not per response
+# [G, ...]: one row per prompt, not per response
+_GROUP_KEYS = ("demo_tokens", "demo_token_mask", "demo_mask", "arm_ids")
 _STATE_KEYS = ("reward_stats",)  # advantage outputs that are controller states, not batch rows
 _BEHAVIOUR_KEYS = ("behaviour_params", "behaviour_step")  # overlap: the policy that sampled the next batch
 
@@ -123,7 +127,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
                    eos_token_id: int | tuple[int, ...] | None, pad_token_id: int = 0, group_size: int | None = None,
                    temperature: float = 1.0, epochs: int = 1, minibatches: int = 1,
                    teacher: nnx.Module | None = None, backend: sampling.RolloutBackend | None = None,
-                   overlap: bool = False) -> OnlineRL:
+                   overlap: bool = False, curriculum: curricula.Curriculum | None = None) -> OnlineRL:
   """Online RL with an algorithm preset: `OnlineRL(config, collect, rollout_stats, loss_fn, make_step,
   rl_iteration, init_state)`.
 
@@ -153,6 +157,15 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     overlap: sample the next iteration's batch while this one trains, one step off-policy (module
       docstring); `rl_iteration` then trains on a batch drawn from `state.extra["behaviour_params"]`.
       Not with NLPO (its masking policy is refreshed between rollouts).
+    curriculum: a `rljax.curricula.Curriculum` choosing the arm of every prompt (`rljax.training.streams.
+      online_step` draws the arms and the prompts). Its state is `state.extra["curriculum"]` (checkpointed:
+      a resumed run draws the same arms), updated after every iteration with the batch's `Feedback`; its
+      probabilities are logged as `curriculum/p<arm>`. Its `keep(rewards [G, n]) -> bool[G]` filter (on the
+      verifier rewards) masks the dropped groups out of the loss and refills the batch like dynamic
+      sampling (up to `max_draws` batches, 4 by default); its `hints` (GHPO) resample the groups whose
+      rollouts all fail from `hint_fn(ω)`'s prompts, stage by stage (metrics `ghpo/stage<k>`: fractions of
+      groups ending at each stage); its `shape_rewards(state, rewards, lengths, None)` replaces the
+      rewards before the advantages (the length budget). Not with `overlap`.
 
   What each preset needs beyond sampling is produced here: `teacher_logp` (the teacher's forward),
   `greedy_rewards` (ReMax: one greedy response per prompt, scored by the same reward), `demo_logp`
@@ -230,6 +243,17 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     raise ValueError(f"`overlap` must be a bool, got {overlap!r}.")
   if overlap and nlpo_on:
     raise ValueError("`overlap`: NLPO refreshes its masking policy between rollouts; run it without overlap.")
+  ckeep = curriculum is not None and curriculum.keep is not None
+  cshape = curriculum is not None and curriculum.shape_rewards is not None
+  chints = tuple(curriculum.hints) if curriculum is not None else ()
+  if curriculum is not None and not isinstance(curriculum, curricula.Curriculum):
+    raise ValueError(f"`curriculum` must be a rljax.curricula.Curriculum, got {curriculum!r}.")
+  if curriculum is not None and overlap:
+    raise ValueError("`curriculum`: the next prompts depend on this iteration's feedback; run it without overlap.")
+  if ckeep and chints:
+    raise ValueError(f"curriculum {curriculum.name!r}: a filter with refills and hint stages do not combine.")
+  if ckeep:
+    max_draws = max(max_draws, int(curriculum.config.get("max_draws", 4)))
   pending = {}  # overlap: the rollout dispatched for the next iteration (`_take_pending`)
   pushed = [None]  # the parameters another backend holds (pushed once per new parameters)
 
@@ -290,6 +314,10 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
                                       max_new_tokens)
     if rewards is None:
       rewards = _token_reward(prompts, prompt_mask, sample["completion"], sample["completion_mask"])
+    verifier = rewards
+    if cshape:
+      lengths = jnp.sum(sample["completion_mask"], -1).astype(jnp.float32)
+      rewards = jnp.asarray(curriculum.shape_rewards(extras["curriculum"], rewards, lengths, None), jnp.float32)
     batch = dict(tokens=tokens, token_mask=token_mask, mask=sample["completion_mask"], rewards=rewards,
                  old_logp=old_logp, ref_logp=ref_logp, sampler_logp=sample["sampler_logp"])
     if critic:
@@ -307,10 +335,16 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       if k in extras:
         batch[k] = extras[k]
     batch |= advantage_fn({**batch, "key": key, "step": step})
+    if ckeep:  # the curriculum's filter: dropped groups leave the loss (and are refilled)
+      keep = jnp.repeat(jnp.asarray(curriculum.keep(verifier.reshape(-1, n)), bool), n)
+      batch["keep"] = batch["keep"] & keep if "keep" in batch else keep
+      batch["mask"] = batch["mask"] & keep[:, None]
     return batch, {k: batch.pop(k) for k in _STATE_KEYS if k in batch}
 
   def _extras(state, prompts, prompt_mask, demos):
     ex = {k: state.extra[k] for k in ("kl_coef", "reward_stats", "mask_params") if k in state.extra}
+    if cshape:
+      ex["curriculum"] = state.extra["curriculum"]
     if wants_demos:
       if demos is None:
         raise ValueError(f"preset {cfg.get('name')!r} trains on demonstrations: pass `demos=(tokens, mask)`.")
@@ -419,6 +453,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
     if overlap:  # in the state from the start, so a checkpoint restores into it
       extra |= _behaviour(state)
+    if curriculum is not None:
+      extra["curriculum"] = curriculum.init()
     return graphdef_, state._replace(extra=extra)
 
   @jax.jit
@@ -446,8 +482,9 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       informative += [(len(batches) - 1, g) for g in np.flatnonzero(keep)]
       if len(informative) >= groups or draws >= max_draws:
         break
-      p, pm, rows, demos = refill(draws)
-      batches.append(_collect(state, p, pm, jax.random.fold_in(key, draws), rows, demos, params=params)[0])
+      p, pm, rows, demos, *arms = refill(draws)
+      batches.append(_with_arms(_collect(state, p, pm, jax.random.fold_in(key, draws), rows, demos,
+                                         params=params)[0], arms[0] if arms else None))
       draws += 1
     picks = informative[:groups]
     if len(picks) < groups:  # the cap was hit: top up with (masked-out) uninformative groups
@@ -457,6 +494,38 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     if picks == [(0, g) for g in range(groups)]:
       return first, draws, len(informative)
     return _gather_groups(batches, picks), draws, min(len(informative), groups)
+
+  def _with_arms(batch: dict, arms) -> dict:
+    return batch if arms is None else {**batch, "arm_ids": jnp.asarray(arms, jnp.int32)}
+
+  def _hint_stages(state, batch: dict, key, hint_fn, params) -> tuple[dict, np.ndarray]:
+    """GHPO: the groups of `batch` whose rollouts all fail are resampled from `hint_fn(ω_k)` (the same
+    problems with a solution prefix), stage by stage; each group keeps its first stage with a success (the
+    last stage otherwise). Returns the merged batch and the fraction of groups ending at each stage."""
+    batches = [batch]
+    success = [distributed.host_all(batch["rewards"]).reshape(-1, n).max(axis=1) > 0]
+    for k, omega in enumerate(chints, 1):
+      if np.any(success, axis=0).all():
+        break
+      p, pm, rows, demos = hint_fn(omega)
+      width = batch["tokens"].shape[1] - batch["mask"].shape[1]
+      if jnp.shape(p) != (batch["mask"].shape[0] // n, width):  # the merged batch stacks their rows
+        raise ValueError(f"`hint_fn({omega})` must return prompts of the batch's shape "
+                         f"{(batch['mask'].shape[0] // n, width)}, got {jnp.shape(p)}.")
+      b = _with_arms(_collect(state, p, pm, jax.random.fold_in(key, 1000 + k), rows, demos, params=params)[0],
+                     batch.get("arm_ids"))
+      batches.append(b)
+      success.append(distributed.host_all(b["rewards"]).reshape(-1, n).max(axis=1) > 0)
+    stage = np.asarray(first_success_stage(np.stack(success)))
+    frac = np.bincount(stage, minlength=len(chints) + 1) / len(stage)
+    if len(batches) == 1:
+      return batch, frac
+    return _gather_groups(batches, [(int(s), g) for g, s in enumerate(stage)]), frac
+
+  if curriculum is not None:
+    keys = ("arm_ids", "rewards", "advantages", "mask", "keep")
+    _curriculum_update = jax.jit(lambda cstate, b: curriculum.update(cstate, streams.curriculum_feedback(b, n)))
+    _curriculum_probs = jax.jit(curriculum.probs)
 
   def _update_controllers(state: TrainState, batch: dict, ctrl: dict, stats: dict) -> TrainState:
     extra = dict(state.extra)
@@ -469,6 +538,11 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       extra["reward_stats"] = ctrl["reward_stats"]
     if nlpo_on and (int(state.step) // (epochs * minibatches)) % int(nlpo["update_every"]) == 0:
       extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
+    if curriculum is not None:
+      if "arm_ids" not in batch:
+        raise ValueError(f"curriculum {curriculum.name!r}: pass the prompts' `arms` to rl_iteration "
+                         "(rljax.training.streams.online_step does).")
+      extra["curriculum"] = _curriculum_update(extra["curriculum"], {k: batch[k] for k in keys if k in batch})
     return state._replace(extra=extra)
 
   def _behaviour(state: TrainState) -> dict:
@@ -506,7 +580,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     return None
 
   def rl_iteration(state: TrainState, step_fn, prompts, prompt_mask, key, *, rows=None, demos=None,
-                   refill=None, upcoming=None) -> tuple[TrainState, dict]:
+                   refill=None, upcoming=None, arms=None, hint_fn=None) -> tuple[TrainState, dict]:
     groups = jnp.shape(prompts)[0]
     if groups % minibatches:
       raise ValueError(f"`prompts`: {groups} prompts do not split into minibatches={minibatches}.")
@@ -517,12 +591,13 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       params = lora.with_frozen(behaviour, state.params)
       staleness = (int(state.step) - int(state.extra["behaviour_step"])) // (epochs * minibatches)
       drawn = _take_pending(behaviour, key, prompts, prompt_mask)
-    refilling = dynamic and refill is not None
+    refilling = (dynamic or ckeep) and refill is not None
     next_behaviour = upcoming_rollout = None
     if overlap and not refilling:
       # The next prompts are known: sample them first, so that their host reward overlaps the scoring too.
       state, next_behaviour, upcoming_rollout = _prefetch(state, upcoming, 1)
     batch, info, ctrl = _collect(state, prompts, prompt_mask, collect_key, rows, demos, params=params, drawn=drawn)
+    batch = _with_arms(batch, arms)
     # Dispatched now, read after the updates are dispatched: no host synchronisation before them.
     stats = rollout_stats(batch)
     gap = None if native else sampling.logprob_agreement(batch["sampler_logp"], batch["old_logp"], batch["mask"])
@@ -531,6 +606,9 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       batch, draws, informative = _refill(state, batch, groups, collect_key, refill, params)
       if overlap:  # the next prompts follow the batches drawn
         state, next_behaviour, upcoming_rollout = _prefetch(state, upcoming, draws)
+    stages = None
+    if chints and hint_fn is not None:
+      batch, stages = _hint_stages(state, batch, collect_key, hint_fn, params)
     per = groups // minibatches
     updates = []
     for epoch in range(epochs):
@@ -556,6 +634,10 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     metrics |= {"gen_batches": float(draws), "informative_groups": float(informative)}
     if "kl_coef" in batch:
       metrics["kl_coef"] = float(batch["kl_coef"])
+    if stages is not None:
+      metrics |= {f"ghpo/stage{k}": float(f) for k, f in enumerate(stages)}
+    if curriculum is not None:
+      metrics |= {f"curriculum/p{a}": float(p) for a, p in enumerate(_curriculum_probs(state.extra["curriculum"]))}
     updates = jax.device_get(updates)
     for k in updates[0]:
       metrics[k] = float(np.mean([u[k] for u in updates]))
@@ -566,35 +648,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       metrics["staleness"] = float(staleness)
     return state, metrics
 
-  return OnlineRL(cfg, collect, rollout_stats, loss_fn, make_step, rl_iteration, init_state, epochs * minibatches)
-
-
-def online_step(algo: OnlineRL, update_fn: Callable, prompt_fn: Callable[[int], tuple], *, seed: int = 0):
-  """A `step_fn(state, batch)` for `rljax.training.train(..., data_from_state=True)`: one `rl_iteration`.
-
-  `prompt_fn(pos) -> (prompts, prompt_mask, rows, demos)` is the prompt stream (e.g.
-  `rljax.text.PromptDataset.batch`); `batch` is `prompt_fn(state.data_pos)` from the loop, refills
-  read `prompt_fn(pos + j)`, and `state.data_pos` advances by the batches drawn, so a resumed run
-  reads the same prompts. The rollout key is `fold_in(PRNGKey(seed), step)`. With an overlapped `algo`,
-  the next iteration's rollout (`prompt_fn` at the advanced position, its key) is sampled during this
-  one's updates (after the last iteration, for nothing).
-  """
-  base = jax.random.PRNGKey(seed)
-
-  def step_fn(state: TrainState, batch):
-    pos, step = int(state.data_pos), int(state.step)
-    prompts, prompt_mask, rows, demos = batch
-
-    def upcoming(draws):
-      next_prompts, next_mask, next_rows, _ = prompt_fn(pos + draws)
-      return next_prompts, next_mask, jax.random.fold_in(base, step + algo.updates_per_iteration), next_rows
-
-    state, metrics = algo.rl_iteration(state, update_fn, prompts, prompt_mask, jax.random.fold_in(base, step),
-                                       rows=rows, demos=demos, refill=lambda j: prompt_fn(pos + j), upcoming=upcoming)
-    # `full_like` keeps the counter's placement (global under jax.distributed: the update does not recompile).
-    return state._replace(data_pos=jnp.full_like(state.data_pos, pos + int(metrics["gen_batches"]))), metrics
-
-  return step_fn
+  return OnlineRL(cfg, collect, rollout_stats, loss_fn, make_step, rl_iteration, init_state, epochs * minibatches,
+                  curriculum)
 
 
 __all__ = ["ActorCritic", "OnlineRL", "init_online_state", "make_online_rl", "nlpo_response_forward", "online_step",

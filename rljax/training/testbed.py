@@ -133,6 +133,7 @@ class Testbed:
     self.max_new_tokens = s.completion_width
     # Prompts (hinted ones are P + 1 + S wide), then the completion: every sequence fits.
     self.max_positions = s.max_prompt + (1 + s.max_trace if hint else 0) + s.completion_width
+    self.hint = hint
     self._eval_fn = None
 
   # ------------------------------------------------------------------------------------------ models
@@ -163,6 +164,28 @@ class Testbed:
       batch = self.problems(jax.random.fold_in(base, pos), int(self.cfg.rl.prompts), arms)
       if transform is not None:
         batch = transform(batch, pos)
+      demo = None
+      if demos:
+        t = self.suite.sft_targets(batch)
+        demo = (t["completion"], t["completion_mask"])
+      return batch.ids, batch.mask, None, demo
+
+    return fn
+
+  def arm_prompt_fn(self, seed: int, *, demos: bool = False) -> Callable[..., tuple]:
+    """`prompt_fn(pos, arm_ids, omega=0.0) -> (ids, mask, rows, demos)` for a curriculum (`rljax.training.streams`):
+    one problem per curriculum arm id in `arm_ids` (an index into the training `arms`) with key (seed, pos). On a
+    testbed made with `hint=True` the prompts are `Suite.hinted(batch, omega)` (width P + 1 + S for every
+    omega: GHPO's stages stack their groups); otherwise `omega` must be 0."""
+    base = jax.random.PRNGKey(seed)
+    pool = jnp.asarray(self.arms, jnp.int32)
+
+    def fn(pos: int, arm_ids, omega: float = 0.0):
+      batch = self.suite.sample(jax.random.fold_in(base, pos), pool[jnp.asarray(arm_ids, jnp.int32)])
+      if self.hint:
+        batch = self.suite.hinted(batch, omega)
+      elif omega:
+        raise ValueError("hinted prompts need a testbed made with `hint=True`.")
       demo = None
       if demos:
         t = self.suite.sft_targets(batch)
@@ -269,22 +292,28 @@ class Testbed:
   def run_arm(self, writer: MetricsWriter | None, name: str, preset, *, seed: int, params,
               algo: online.OnlineRL | None = None, teacher: nnx.Module | None = None, steps: int | None = None,
               lr: float | None = None, prompt_fn: Callable | None = None, demos: bool = False,
-              eval_fn: Callable | None = None, eval_every: int | None = None):
+              eval_fn: Callable | None = None, eval_every: int | None = None, curriculum=None):
     """`steps` online iterations of `preset` from `params` (phase `<name>/seed<seed>`, resumed from its
     checkpoint); returns the final `TrainState`. `algo` overrides the `OnlineRL` built from `preset`,
-    `prompt_fn` the prompt stream (default `prompt_fn(seed, demos=demos)`). Critic presets (ppo, pf_ppo) train an
-    `online.ActorCritic` (the state's `params["policy"]` is the decoder; `eval_fn` gets those)."""
+    `prompt_fn` the prompt stream (default `prompt_fn(seed, demos=demos)`; with a `curriculum`
+    (`rljax.curricula.Curriculum` over the training `arms`) `arm_prompt_fn(seed, demos=demos)`). Critic
+    presets (ppo, pf_ppo) train an `online.ActorCritic` (the state's `params["policy"]` is the decoder;
+    `eval_fn` gets those)."""
     r = self.cfg.rl
-    algo = algo or self.online(preset, teacher=teacher)
+    algo = algo or self.online(preset, teacher=teacher, curriculum=curriculum)
+    if algo.curriculum is not None and algo.curriculum.num_arms != len(self.arms):
+      raise ValueError(f"the curriculum has {algo.curriculum.num_arms} arms, the testbed {len(self.arms)}.")
     critic = bool(algo.config.critic.enabled)
     model = self._policy(seed, critic, params)
     opt = make_optimizer(float(r.lr if lr is None else lr), name=r.optimizer)
     _, state = algo.init_state(model, opt, rng=jax.random.PRNGKey(seed))
-    prompt_fn = prompt_fn or self.prompt_fn(seed, demos=demos)
+    arms_drawn = algo.curriculum is not None
+    prompt_fn = prompt_fn or (self.arm_prompt_fn if arms_drawn else self.prompt_fn)(seed, demos=demos)
     phase = f"{name}/seed{seed}"
-    step_fn = online.online_step(algo, algo.make_step(opt), prompt_fn, seed=seed)
+    step_fn = online.online_step(algo, algo.make_step(opt), prompt_fn, seed=seed, num_prompts=int(r.prompts))
+    data_fn = (lambda pos: None) if arms_drawn else prompt_fn  # with a curriculum the step draws its prompts
     k = int(self.cfg.eval.k)
-    return train(state, step_fn, prompt_fn, num_steps=int(r.steps if steps is None else steps), writer=writer,
+    return train(state, step_fn, data_fn, num_steps=int(r.steps if steps is None else steps), writer=writer,
                  phase=phase, checkpointer=Checkpointer(os.path.join(self.workdir, "ckpt", name, f"seed{seed}")),
                  log_every=int(self.cfg.log_every), ckpt_every=int(self.cfg.ckpt_every),
                  eval_fn=_on_policy(self.eval_fn if eval_fn is None else eval_fn, critic),
