@@ -1,14 +1,16 @@
-"""Learning-rate schedules: linear decay, cosine, REX, and schedule refinement from gradient norms.
+"""Learning-rate schedules: linear decay, cosine, REX, step decay, and schedule refinement from gradient norms.
 
 * Linear decay and its refinement: Defazio, Cutkosky, Mehta & Mishchenko, "When, Why and How Much?
   Adaptive Learning Rate Scheduling by Refinement" (2023, arXiv 2310.07831). Linear decay is
   worst-case optimal for the last iterate of SGD; the refinement maps the gradient-norm trace of a
   previous run to a problem-adapted schedule (warm-up and fast final annealing emerge on their own).
 * REX: Chen, Wolfe & Kyrillidis, "REX: Revisiting Budgeted Training with an Improved Schedule"
-  (MLSys 2022, arXiv 2107.04197). Profile 2z/(1+z) of the remaining fraction z, sampled every step.
+  (MLSys 2022, arXiv 2107.04197). Profile 2z/(1+z) of the remaining fraction z, sampled every step;
+  `sampled(schedule, T, S)` re-reads any schedule only S times (the paper's "sampling rate"), and
+  `step_decay` is the classic low-rate baseline.
 
 `make(name, peak, total_steps, ...)` builds any of them by name (`constant`, `linear`, `cosine`,
-`rex`, `refined`), which is how `rljax.training.make_optimizer` and the configs pick one.
+`rex`, `step`, `refined`), which is how `rljax.training.make_optimizer` and the configs pick one.
 
 Every factory returns an `optax.Schedule`: a pure function `step -> learning rate` that accepts a
 traced step (no retracing under `jax.jit`) and clamps steps outside [0, total_steps]. Warm-ups are
@@ -107,10 +109,53 @@ def rex(peak: float, total_steps: int, *, warmup_steps: int = 0, end_value: floa
   decay_steps = total_steps - warmup_steps
 
   def decay(step):
-    frac = jnp.asarray(step, jnp.float32) / decay_steps
-    if num_samples is not None:
-      frac = jnp.floor(frac * num_samples) / num_samples
-    return end_value + (peak - end_value) * rex_profile(frac, a=a)
+    return end_value + (peak - end_value) * rex_profile(jnp.asarray(step, jnp.float32) / decay_steps, a=a)
+
+  return _warmup_then(peak, warmup_steps, decay if num_samples is None else sampled(decay, decay_steps, num_samples))
+
+
+def sampled(schedule: optax.Schedule, total_steps: int, num_samples: int) -> optax.Schedule:
+  """`schedule` re-read only `num_samples` = S times over [0, T] (the REX paper's "sampling rate"):
+
+      η̃_t = η(⌊t·S/T⌋ · T/S),   t clamped to [0, T],
+
+  piecewise constant with at most S values on [0, T) (S + 1 with the end point), equal to `schedule` at
+  the sample points t = kT/S; S = T is the per-step schedule on integer steps.
+  """
+  if not isinstance(total_steps, numbers.Integral) or total_steps < 1:
+    raise ValueError(f"`total_steps` must be an integer >= 1, got {total_steps!r}.")
+  if not isinstance(num_samples, numbers.Integral) or num_samples < 1:
+    raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
+
+  def schedule_sampled(step):
+    # ⌊t·S/T⌋ with t·S formed first: exact for integer steps (t/T·S may round just below an integer).
+    t = jnp.clip(jnp.asarray(step, jnp.float32), 0.0, total_steps)
+    return schedule(jnp.floor(t * num_samples / total_steps) * (total_steps / num_samples))
+
+  return schedule_sampled
+
+
+def step_decay(peak: float, total_steps: int, *, warmup_steps: int = 0, end_value: float = 0.0,
+               boundaries: tuple[float, ...] = (0.5, 0.75), factor: float = 0.1) -> optax.Schedule:
+  """Step decay after an optional linear warm-up: the peak times `factor` at each boundary passed,
+
+      η_t = peak · factor^{#{b ∈ boundaries : t − W ≥ b·(T − W)}}   for W ≤ t ≤ T,
+
+  boundaries given as fractions of the decay steps (default: ×0.1 at 50 % and 75 %, the usual
+  image-classification recipe). `end_value` must be 0: a step schedule keeps its last level to the end.
+  """
+  _check_common(peak, total_steps, warmup_steps, end_value)
+  if end_value != 0:
+    raise ValueError(f"the step schedule has no `end_value` (it ends at peak·factor^k), got {end_value!r}.")
+  if not (len(boundaries) >= 1 and all(0 < b < 1 for b in boundaries) and list(boundaries) == sorted(boundaries)):
+    raise ValueError(f"`boundaries` must be increasing fractions in (0, 1), got {boundaries!r}.")
+  if not (isinstance(factor, numbers.Real) and 0 < factor < 1):
+    raise ValueError(f"`factor` must be in (0, 1), got {factor!r}.")
+  cuts = jnp.asarray(boundaries, jnp.float32) * (total_steps - warmup_steps)
+
+  def decay(step):
+    passed = jnp.sum(jnp.asarray(step, jnp.float32)[..., None] >= cuts, -1)  # elementwise over an array of steps
+    return peak * jnp.float32(factor) ** passed
 
   return _warmup_then(peak, warmup_steps, decay)
 
@@ -181,7 +226,7 @@ def refined_schedule(peak: float, gnorms, *, norm: str = "l2_sq", smooth: float 
   return schedule
 
 
-NAMES = ("constant", "linear", "cosine", "rex", "refined")
+NAMES = ("constant", "linear", "cosine", "rex", "step", "refined")
 
 
 def make(name: str, peak: float, total_steps: int | None = None, *, warmup_steps: int = 0, end_value: float = 0.0,
@@ -189,9 +234,10 @@ def make(name: str, peak: float, total_steps: int | None = None, *, warmup_steps
   """The schedule called `name` with peak learning rate `peak` over `total_steps`.
 
   `constant` ignores the horizon (η_t = peak; with `warmup_steps` > 0, a linear warm-up first);
-  `linear`, `cosine` and `rex` need `total_steps` and take `warmup_steps`, `end_value` (and REX's
-  `a`, `num_samples`); `refined` needs `gnorms`, the gradient-norm trace of a previous run (its
-  horizon is that trace's length), and takes `norm`, `smooth`, `drop_final_zero`.
+  `linear`, `cosine`, `rex` and `step` need `total_steps` and take `warmup_steps`, `end_value` (and REX's
+  `a`, `num_samples`; the step schedule's `boundaries`, `factor`); `refined` needs `gnorms`, the
+  gradient-norm trace of a previous run (its horizon is that trace's length), and takes `norm`,
+  `smooth`, `drop_final_zero`.
   """
   if name not in NAMES:
     raise ValueError(f"unknown schedule {name!r}; known: {', '.join(NAMES)}.")
@@ -207,7 +253,7 @@ def make(name: str, peak: float, total_steps: int | None = None, *, warmup_steps
     return optax.constant_schedule(peak)
   if total_steps is None:
     raise ValueError(f"the {name!r} schedule needs `total_steps`.")
-  factory = {"linear": linear_decay, "cosine": cosine, "rex": rex}[name]
+  factory = {"linear": linear_decay, "cosine": cosine, "rex": rex, "step": step_decay}[name]
   return factory(peak, total_steps, warmup_steps=warmup_steps, end_value=end_value, **kwargs)
 
 

@@ -4,7 +4,8 @@
 interface and `rljax.training.online` for how the online loop draws prompts from one and feeds it back.
 """
 
-from rljax.curricula import bandit, fixed
 from rljax.curricula.base import Curriculum, Feedback, make, names, register
+from rljax.curricula import bandit, difficulty, dump, fixed, ghpo, sec  # noqa: E402 (each registers its curricula)
 
-__all__ = ["Curriculum", "Feedback", "bandit", "fixed", "make", "names", "register"]
+__all__ = ["Curriculum", "Feedback", "bandit", "difficulty", "dump", "fixed", "ghpo", "make", "names", "register",
+           "sec"]

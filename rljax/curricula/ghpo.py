@@ -26,10 +26,11 @@ Resolved against the reference code (hkgc-1/GHPO, `src/ghpo/ghpo_trainer.py`, `_
   * The hint is a *character* prefix `solution_hint[:round(len(solution_hint)·ω)]` of the reference solution,
     appended to the user message after the sentence "The following text is the beginning part of the answer,
     which you can refer to for solving the problem:"; the system message is unchanged. rljax hints with a
-    *token* prefix (one token per character in the toy suite, so the two coincide there).
-  * Python's `round` rounds half to even; `hint_prefix_len` does the same (`jnp.round`), so round(0.5·3) = 2
-    and round(0.25·6) = 2 but round(0.25·10) = 2. `rounding="floor"` gives ⌊ω·len⌋, the convention of the
-    spec's skill chain (T.1: a hint ω on a depth-d problem forces ⌊ω·d⌋ steps) and of
+    *token* prefix; the toy suite writes one token per digit or symbol, so there it is a character prefix of the
+    trace, opened by "<think>" in place of the instruction sentence (`Suite.hinted`).
+  * Python's `round` rounds half to even; `hint_prefix_len` does the same (`jnp.round`): 0.5·3 → 2 and
+    0.75·2 → 2 (⌊·⌋ gives 1), 0.25·10 → 2 (half up would give 3). `rounding="floor"` gives ⌊ω·len⌋, the
+    convention of the spec's skill chain (T.1: a hint ω on a depth-d problem forces ⌊ω·d⌋ steps) and of
     `rljax.tasks.toy_suite.Suite.hinted` (which takes ⌊ω·trace_len⌋, not the reference's rounding).
   * The ω schedule is hard-coded to three stages 0.25 → 0.5 → 0.75 in the trainer (the config's
     `hint_ratio: 0.5` is unused by the staged trainer); the all-wrong set is recomputed after every stage from

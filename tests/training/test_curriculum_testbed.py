@@ -1,5 +1,6 @@
 """The curricula testbed's configuration: arms, levels, options filled from the run, bad configs."""
 
+import numpy as np
 import pytest
 
 from rljax.training import curriculum_testbed as ct
@@ -27,3 +28,20 @@ def test_bad_configs_fail_before_compute(tmp_path):
   with pytest.raises(ValueError, match="train_levels"):
     ct.run(cfg, {"x": {"curriculum": {"name": "uniform"}}})
   assert not list(tmp_path.iterdir())  # nothing was written
+
+
+def test_a_smoke_run_records_accuracy_probabilities_and_rows(tmp_path):
+  cfg = ct.curriculum_testbed_config("smoke")
+  cfg.out_dir = str(tmp_path)
+  cfg.rl.steps = cfg.rl.eval_every = 2
+  res = ct.run(cfg, {"uniform": {"curriculum": {"name": "uniform"}},
+                     "e2h": {"curriculum": {"name": "easy_to_hard"}}})
+  e2h = res["runs"]["e2h/seed0"]
+  assert e2h["probs"].shape == (2, 4)  # steps × training arms (two families × levels 0, 1)
+  np.testing.assert_allclose(e2h["probs"][0], [0.5, 0, 0.5, 0])  # level 0 first
+  np.testing.assert_allclose(e2h["probs"][1], [0, 0.5, 0, 0.5])  # then level 1
+  assert ct.mean_depth_drift(res, "e2h") == 1.0 and ct.mean_depth_drift(res, "uniform") == 0.0
+  rows = {r["arm"]: r for r in ct.table_rows(res)}
+  assert set(rows) == {"uniform", "e2h"} and rows["uniform"]["batches"] == 1.0
+  assert ct.gain(res, "e2h", "e2h") == 0.0
+  assert [s for s, _ in e2h["accuracy"]] == [2] and 0 <= e2h["final"]["harder"] <= 1

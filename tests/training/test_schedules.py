@@ -60,6 +60,64 @@ def test_rex_warmup_and_sampling():
   np.testing.assert_allclose(_values(coarse, [0, 25, 50, 75]), _values(dense, [0, 25, 50, 75]), rtol=1e-6)
 
 
+def _rex_lr_reference(max_val, min_val, num_epochs, last_epoch):
+  """NumPy port of IvanVassi/REX_LR `lr_scheduler.py` (`REX_LR.get_lr`), the a = 0.9 variant."""
+  mod_iter = float(last_epoch % num_epochs)
+  z = float(num_epochs - mod_iter) / num_epochs
+  return min_val + float(max_val - min_val) * (z / (1 - 0.9 + 0.9 * z))
+
+
+@pytest.mark.parametrize("a", [0.25, 0.5, 0.9])
+def test_rex_family_above_linear_concave_and_reference_code_is_a_09(a):
+  v = _values(schedules.rex(1.0, 100, a=a, end_value=0.1), range(101))
+  lin = _values(schedules.linear_decay(1.0, 100, end_value=0.1), range(101))
+  assert np.all(np.diff(v) < 0) and np.all(np.diff(v, 2) < 0)
+  assert np.all(v[1:-1] > lin[1:-1]) and np.isclose(v[0], lin[0]) and np.isclose(v[-1], lin[-1])
+  half = {0.25: 0.5 / 0.875, 0.5: 2 / 3, 0.9: 0.5 / 0.55}[a]  # f_a(½) = ½ / (1 − a/2)
+  np.testing.assert_allclose(v[50], 0.1 + 0.9 * half, rtol=1e-6)
+  ref = [_rex_lr_reference(5e-4, 1e-5, 100, t) for t in range(100)]  # REX_LR restarts at t = N; we clamp
+  np.testing.assert_allclose(_values(schedules.rex(5e-4, 100, a=0.9, end_value=1e-5), range(100)), ref, rtol=1e-5)
+  assert not np.allclose(_values(schedules.rex(5e-4, 100, end_value=1e-5), range(100)), ref, rtol=1e-3)
+
+
+@pytest.mark.parametrize("T,S", [(100, 4), (97, 5), (40, 40), (10, 3)])
+def test_sampled_holds_the_profile_between_sample_points(T, S):
+  for dense in [schedules.linear_decay(1.0, T), schedules.cosine(1.0, T), schedules.rex(1.0, T)]:
+    coarse = schedules.sampled(dense, T, S)
+    v = _values(coarse, range(T))
+    assert len(np.unique(v)) <= S and np.all(np.diff(v) <= 0)
+    points = [k * T // S for k in range(S) if (k * T) % S == 0]
+    np.testing.assert_allclose(_values(coarse, points), _values(dense, points), rtol=1e-6)
+    steps = np.arange(T)
+    held = np.floor(steps * S / T) * T / S  # the last sample point at or before each step
+    np.testing.assert_allclose(v, [float(dense(h)) for h in held], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(_values(coarse, [-5, T, T + 9]), _values(dense, [0, T, T]), atol=1e-7)
+  np.testing.assert_allclose(_values(schedules.sampled(schedules.rex(1.0, T), T, T), range(T + 1)),
+                             _values(schedules.rex(1.0, T), range(T + 1)), rtol=1e-6)
+
+
+def test_rex_sampling_is_the_generic_wrapper_after_warmup():
+  s = schedules.rex(1.0, 110, warmup_steps=10, num_samples=5)
+  v = _values(s, range(111))
+  np.testing.assert_allclose(v[:11], np.arange(11) / 10, atol=1e-6)  # warm-up untouched
+  assert len(np.unique(v[10:110])) == 5
+  wrapped = schedules.sampled(schedules.rex(1.0, 100), 100, 5)
+  np.testing.assert_allclose(v[10:], _values(wrapped, range(101)), rtol=1e-6)
+
+
+def test_step_decay_levels_and_boundaries():
+  s = schedules.step_decay(2.0, 100)
+  np.testing.assert_allclose(_values(s, [0, 49, 50, 74, 75, 99, 100, 200]),
+                             [2.0, 2.0, 0.2, 0.2, 0.02, 0.02, 0.02, 0.02], rtol=1e-6)
+  s = schedules.step_decay(1.0, 60, warmup_steps=10, boundaries=(0.2,), factor=0.5)
+  np.testing.assert_allclose(_values(s, [0, 5, 10, 19, 20, 60]), [0.0, 0.5, 1.0, 1.0, 0.5, 0.5], atol=1e-6)
+  np.testing.assert_allclose(_values(schedules.make("step", 2.0, 100), range(101)),
+                             _values(schedules.step_decay(2.0, 100), range(101)))
+  steps = jnp.arange(-3, 110)
+  np.testing.assert_allclose(jax.jit(jax.vmap(schedules.step_decay(1.0, 100)))(steps),
+                             _values(schedules.step_decay(1.0, 100), list(range(-3, 110))), rtol=1e-6)
+
+
 def test_refined_constant_norms_is_linear_decay():
   G = np.full(T, 3.7)
   np.testing.assert_allclose(schedules.refined_profile(G), 1 - t / T, atol=1e-12)
@@ -126,6 +184,11 @@ def test_usable_in_adamw():
     lambda: schedules.rex(1.0, 10, a=1.0),
     lambda: schedules.rex(1.0, 10, num_samples=0),
     lambda: schedules.rex(1.0, 10.5),
+    lambda: schedules.sampled(schedules.rex(1.0, 10), 10, 0),
+    lambda: schedules.sampled(schedules.rex(1.0, 10), 0, 2),
+    lambda: schedules.step_decay(1.0, 10, boundaries=(0.75, 0.5)),
+    lambda: schedules.step_decay(1.0, 10, factor=1.5),
+    lambda: schedules.step_decay(1.0, 10, end_value=0.1),
     lambda: schedules.refined_profile(np.ones(10), norm="l3"),
     lambda: schedules.refined_profile(np.array([1.0, 0.0, 1.0])),
     lambda: schedules.refined_schedule(1.0, np.ones((2, 3))),
@@ -160,7 +223,7 @@ def test_make_refined_and_bad_names():
   np.testing.assert_allclose(_values(schedules.make("refined", 0.1, gnorms=gnorms), range(50)),
                              _values(schedules.refined_schedule(0.1, gnorms), range(50)))
   with pytest.raises(ValueError, match="unknown schedule"):
-    schedules.make("step", 0.1, 10)
+    schedules.make("exponential", 0.1, 10)
   with pytest.raises(ValueError, match="total_steps"):
     schedules.make("cosine", 0.1)
   with pytest.raises(ValueError, match="gnorms"):

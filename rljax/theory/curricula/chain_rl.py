@@ -15,13 +15,13 @@ steps; vmap it over seeds (`run_seeds`). One step t:
      candidates in draw order; a shortfall leaves groups out of the update (`valid` False). Rollouts
      generated are counted up to the B-th kept candidate (all N on a shortfall), hinted stages included.
   4. update: GRPO advantages A (`rljax.losses.grpo_advantages`, Bessel std, ε = `adv_eps`) of the
-     batch's groups, loss −Σ_valid A·logp / (B·G), one Adam step on θ.
+     batch's groups, loss −Σ_valid A·logp / (B·G), one Adam (or SGD, `optimizer`) step on θ.
   5. curriculum: `update(state, Feedback(arms, rewards, A, depths, valid))`.
 
-Recorded per step (leading axis T): `probs` f[T, K] (before the update), `success` f[T, E] = exact
-P(solved | d) for `cfg.eval_depths` after the update (no hint), `reward` (batch mean), `zero_adv` (fraction
-of the batch's groups with all-equal rewards), `kept` (fraction of candidates the filter keeps),
-`rollouts` (generated this step), `stage_frac` f[T, S + 1] (fraction of the batch's groups ending at each
+Recorded per step (leading axis T): `probs` f[T, K] (before the update), `theta` f[T, S] (after it),
+`success` f[T, E] = exact P(solved | d) for `cfg.eval_depths` after the update (no hint), `reward` (batch
+mean), `zero_adv` (fraction of the batch's groups with all-equal rewards), `kept` (fraction of candidates the
+filter keeps), `rollouts` (generated this step), `stage_frac` f[T, S + 1] (fraction of the batch's groups ending at each
 hint stage; [1.] without hints), `depth` (mean depth of the batch); with `cfg.record_feedback` also the
 Feedback the curriculum received: `arm_ids` i[T, B], `advantages` f[T, B, G], `valid` bool[T, B].
 """
@@ -50,6 +50,7 @@ def chain_config(**overrides) -> ml_collections.ConfigDict:
       train_depths=tuple(range(1, 9)),     # the depth of each arm
       eval_depths=tuple(range(1, 13)),     # exact success recorded per step (9..12: harder than training)
       prompts=32, group_size=8, lr=0.05, steps=400,
+      optimizer="adam",                    # or "sgd": Adam's per-coordinate scaling makes rare signals count
       refill_factor=4,                     # candidate pool = refill_factor · prompts, with a filter
       adv_eps=1e-6,
       record_feedback=False))              # also record each step's Feedback (arm_ids, advantages, valid)
@@ -57,7 +58,12 @@ def chain_config(**overrides) -> ml_collections.ConfigDict:
   return c
 
 
+_OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
+
+
 def _check(cfg, curriculum) -> None:
+  if cfg.get("optimizer", "adam") not in _OPTIMIZERS:
+    raise ValueError(f"`optimizer` must be one of {sorted(_OPTIMIZERS)}, got {cfg.optimizer!r}.")
   depths = tuple(cfg.train_depths)
   if curriculum.num_arms != len(depths):
     raise ValueError(f"the curriculum has {curriculum.num_arms} arms but `train_depths` gives {len(depths)}.")
@@ -80,7 +86,7 @@ def make_train(cfg: ml_collections.ConfigDict, curriculum: curricula.Curriculum)
   arm_depth = jnp.asarray(cfg.train_depths, jnp.int32)
   eval_depth = jnp.asarray(cfg.eval_depths, jnp.int32)
   omegas = jnp.asarray((0.0,) + tuple(curriculum.hints), jnp.float32)  # stage 0: no hint
-  opt = optax.adam(float(cfg.lr))
+  opt = _OPTIMIZERS[cfg.get("optimizer", "adam")](float(cfg.lr))
 
   def rollouts(theta, keys, depth):
     """Per stage: `(reward [S+1, N, G], logp [S+1, N, G])`."""
@@ -126,7 +132,7 @@ def make_train(cfg: ml_collections.ConfigDict, curriculum: curricula.Curriculum)
     cstate = curriculum.update(cstate, fb)
     n_valid = jnp.maximum(jnp.sum(valid), 1)
     const = jnp.all(r_b == r_b[:, :1], axis=1)
-    rec = dict(probs=probs, success=skill_chain.success_prob(theta, eval_depth),
+    rec = dict(probs=probs, theta=theta, success=skill_chain.success_prob(theta, eval_depth),
                reward=jnp.sum(jnp.where(valid[:, None], r_b, 0.0)) / (n_valid * G),
                zero_adv=jnp.sum(valid & const) / n_valid, kept=jnp.mean(keep),
                rollouts=rollouts_made.astype(jnp.float32),

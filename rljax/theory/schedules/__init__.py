@@ -1,0 +1,1 @@
+"""Learning-rate schedule checks on small supervised problems, one module per paper."""
