@@ -139,6 +139,18 @@ def table_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
   return rows
 
 
+# `str.format` templates of `table_rows`' columns (for `experiments.cli.Table`).
+COLUMNS = {"arm": "{arm}", "seeds": "{seeds}", "held-out mean@k, all levels": "{all:.3f} ± {all_sd:.3f}",
+           "trained levels": "{trained:.3f} ± {trained_sd:.3f}", "harder levels": "{harder:.3f} ± {harder_sd:.3f}",
+           "greedy": "{greedy:.3f}", "length": "{length:.2f}", "prompt batches / step": "{batches:.2f}"}
+
+
+def gain(results: Mapping[str, Any], arm: str, base: str, scope: str = "all") -> float:
+  """Final held-out mean@k of `arm` minus `base`'s on `scope` (all, trained, harder), seed means."""
+  final = lambda a: np.mean([results["runs"][f"{a}/seed{s}"]["final"][scope] for s in results["seeds"]])
+  return float(final(arm) - final(base))
+
+
 def mean_depth_drift(results: Mapping[str, Any], arm: str) -> float:
   """Mean level under the curriculum's probabilities, last third of training minus first third (seed mean):
   > 0 when the curriculum's mass moves to harder levels."""
@@ -149,6 +161,19 @@ def mean_depth_drift(results: Mapping[str, Any], arm: str) -> float:
     third = max(len(p) // 3, 1)
     drifts.append(float((p[-third:] @ lv).mean() - (p[:third] @ lv).mean()))
   return float(np.mean(drifts))
+
+
+def plot_accuracy(ax, results: Mapping[str, Any]) -> None:
+  """Held-out mean@k (all levels) along training per arm, seed means, from the SFT start."""
+  for name in results["arms"]:
+    curves = [results["runs"][f"{name}/seed{s}"]["accuracy"] for s in results["seeds"]]
+    steps = [st for st, _ in curves[0]]
+    ax.plot([0] + steps, [results["start"]["all"]] + list(np.mean([[v for _, v in c] for c in curves], 0)),
+            marker="o", ms=3, label=name)
+  ax.set_xlabel("RL step")
+  ax.set_ylabel("held-out mean@k")
+  ax.set_title("transformer: held-out accuracy")
+  ax.legend(fontsize=7)
 
 
 def plot_probs(ax, results: Mapping[str, Any], arm: str) -> None:
@@ -163,4 +188,5 @@ def plot_probs(ax, results: Mapping[str, Any], arm: str) -> None:
   ax.legend(fontsize=7)
 
 
-__all__ = ["build", "curriculum_testbed_config", "mean_depth_drift", "plot_probs", "run", "table_rows"]
+__all__ = ["COLUMNS", "build", "curriculum_testbed_config", "gain", "mean_depth_drift", "plot_accuracy", "plot_probs",
+           "run", "table_rows"]
