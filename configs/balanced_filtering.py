@@ -10,6 +10,7 @@ longer run). The transformer comparison on the toy suite is the coordinator's (n
 import ml_collections
 
 from rljax.theory.curricula.chain_rl import chain_config
+from rljax.training.curriculum_testbed import curriculum_testbed_config
 
 # The filters, in plotting order: a curriculum config for `rljax.curricula.make` (uniform arms over the pool).
 # "none" is plain GRPO; the others are `balanced` with the band of the spec's §3.4 comparison.
@@ -42,4 +43,13 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   c.kl = ml_collections.ConfigDict(dict(n_p=200, lam_min=1e-3, lam_max=20.0, n_lam=50, lam_small=0.01,
                                         lam_plot=(0.1, 1.0, 2.0)))
   c.out_dir = "results/balanced_filtering" + {"cpu": "", "gpu": "_gpu", "smoke": "_smoke"}[preset]
+  # Part B, the toy-suite transformer (rljax.training.curriculum_testbed; not at smoke): GRPO from one SFT start on
+  # add + modchain levels 0-2, held-out on levels 0-3, 3 seeds: no filter, balanced (0, 1) and the narrow band
+  # [0.25, 0.75], each filter refilling its batch from up to 4 prompt batches per step.
+  c.transformer = None
+  if preset != "smoke":
+    c.transformer = curriculum_testbed_config(preset)
+    c.transformer.arms = dict(
+        none=dict(curriculum=dict(name="uniform")), balanced=dict(curriculum=dict(name="balanced")),
+        narrow=dict(curriculum=dict(name="balanced", low=0.25, high=0.75, inclusive=(True, True))))
   return c

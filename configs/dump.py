@@ -10,6 +10,7 @@ a longer run). The transformer comparison on the toy suite is the coordinator's 
 import ml_collections
 
 from rljax.theory.curricula.chain_rl import chain_config
+from rljax.training.curriculum_testbed import curriculum_testbed_config
 
 DEPTHS = tuple(range(1, 13))  # 12 distributions, as K&K's 3–14 characters
 
@@ -51,4 +52,11 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
   # the float32 softmax (~1e-7) rather than by float32 sums (~5e-7).
   c.x64 = True
   c.out_dir = "results/dump" + {"cpu": "", "gpu": "_gpu", "smoke": "_smoke"}[preset]
+  # Part B, the toy-suite transformer (rljax.training.curriculum_testbed; not at smoke): GRPO from one SFT start on
+  # add + modchain levels 0-2 (the distributions), held-out on levels 0-3, 3 seeds; DUMP at its defaults
+  # (W = 300, τ = 0.1, c = 1, responses counted) against a uniform mixture. Runs in float32 (x64 is off for it).
+  c.transformer = None
+  if preset != "smoke":
+    c.transformer = curriculum_testbed_config(preset)
+    c.transformer.arms = dict(uniform=dict(curriculum=dict(name="uniform")), dump=dict(curriculum=dict(name="dump")))
   return c

@@ -11,6 +11,7 @@ minutes on 2 idle cores), `gpu` (64 seeds, 600 steps).
 import ml_collections
 
 from rljax.theory.curricula.chain_rl import chain_config
+from rljax.training.curriculum_testbed import curriculum_testbed_config
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
@@ -47,4 +48,13 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
     c.seeds = 64
     c.chain.steps = 600
     c.out_dir = "results/ghpo_gpu"
+  # Part B, the toy-suite transformer (rljax.training.curriculum_testbed; not at smoke): SFT on add + modchain levels
+  # 0-1 only, then GRPO on levels 2-3 only (the too-hard pool), 3 seeds; held-out un-hinted on levels 0-3. GHPO's
+  # hinted prompts put ⌊ω·|trace|⌋ reference-trace tokens after <think> (Suite.hinted).
+  c.transformer = None
+  if preset != "smoke":
+    c.transformer = curriculum_testbed_config(preset)
+    top = c.transformer.task.difficulties
+    c.transformer.curricula.update(sft_levels=tuple(range(top // 2)), train_levels=tuple(range(top // 2, top)))
+    c.transformer.arms = {arm: dict(curriculum=c.curricula[arm].to_dict()) for arm in ("grpo", "balanced", "ghpo")}
   return c

@@ -8,6 +8,7 @@
 import ml_collections
 
 from rljax.theory.curricula.chain_rl import chain_config
+from rljax.training.curriculum_testbed import curriculum_testbed_config
 
 
 def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
@@ -32,6 +33,16 @@ def get_config(preset: str = "cpu") -> ml_collections.ConfigDict:
       success_probs=(0.02, 0.2, 0.5, 0.8, 0.98), steps=300, prompts=16, group_size=8, seeds=64,
       temperature=0.2))
   c.out_dir = "results/sec"
+  # Part B, the toy-suite transformer (rljax.training.curriculum_testbed; not at smoke): GRPO from one SFT start on
+  # add + modchain levels 0-2, held-out on levels 0-3 (3 is harder than any trained), 3 seeds, per curriculum. SEC at
+  # τ = 0.4 (the paper's MATH runs): the mean |A| of GRPO groups spans [0, ~0.9], which τ = 1 barely separates.
+  c.transformer = None
+  if preset != "smoke":
+    c.transformer = curriculum_testbed_config(preset)
+    c.transformer.arms = dict(uniform=dict(curriculum=dict(name="uniform")),
+                              sec=dict(curriculum=dict(name="sec", temperature=0.4)),
+                              easy_to_hard=dict(curriculum=dict(name="easy_to_hard")),
+                              hard_to_easy=dict(curriculum=dict(name="hard_to_easy")))
 
   if preset == "cpu":  # the reported run: the spec's 32 seeds
     pass

@@ -29,6 +29,7 @@ from experiments import cli
 from rljax import curricula
 from rljax.curricula import difficulty
 from rljax.theory.curricula import chain_rl
+from rljax.training import curriculum_testbed as ct
 
 REQUIRED = ("none", "balanced", "narrow", "drop_easy", "drop_hard")
 ONE_SIDED = ("drop_easy", "drop_hard")
@@ -100,6 +101,7 @@ def run(cfg) -> dict[str, Any]:
                          "zero_adv": rec["zero_adv"], "depth": rec["depth"],
                          "batch": np.minimum(chain.prompts, np.round(rec["kept"] * n_cand))}
   out["kl"] = run_kl(cfg.kl)
+  out["transformer"] = ct.run_transformer(cfg)
   return out
 
 
@@ -162,7 +164,12 @@ def tables(results) -> list[cli.Table]:
               "value": kl["second_order_rel_error"]},
              {"check": "max |E[p̂(1−p̂)] − p(1−p)(G−1)/G| (G = 2..16)", "value": kl["binomial_error"]}]
   kl_rows += [{"check": f"argmax_p KL at λ = {lm:g}", "value": v} for lm, v in sorted(kl["argmax"].items())]
-  return [main, cli.Table(kl_rows, {"identity": "{check}", "value": "{value:.4g}"}, name="kl")]
+  out = [main, cli.Table(kl_rows, {"identity": "{check}", "value": "{value:.4g}"}, name="kl")]
+  if results.get("transformer"):
+    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
+                         title="Toy-suite transformer, GRPO from one SFT start at equal optimiser steps: final "
+                               "held-out mean@k (± sd over seeds); prompt batches generated per step"))
+  return out
 
 
 def headline(results) -> dict[str, float]:
@@ -183,15 +190,30 @@ def headline(results) -> dict[str, float]:
       "kl_identity_max_error": kl["identity_error"],
       "kl_second_order_rel_error": kl["second_order_rel_error"],
       "kl_argmax_p_at_lambda_1": kl["argmax"][1.0],
-  }
+  } | _transformer_headline(results.get("transformer"))
+
+
+def _transformer_headline(tr) -> dict[str, float]:
+  """Balanced (0, 1) and the narrow band minus no filter on the transformer, final held-out mean@k at equal
+  optimiser steps, and the narrow band's prompt batches per step over balanced's."""
+  if not tr:
+    return {}
+  batches = {r["arm"]: r["batches"] for r in ct.table_rows(tr)}
+  return {"tf_balanced_gain": ct.gain(tr, "balanced", "none"), "tf_narrow_gain": ct.gain(tr, "narrow", "none"),
+          "tf_narrow_batch_ratio": batches["narrow"] / batches["balanced"]}
 
 
 def plot(results, path: str | None = None):
   """Success vs step and vs rollouts, the kept fraction and rollouts per step, the zero-advantage fraction of the
   batch, and the tilt KL against p with its second-order term and Pinsker bound."""
   plt = cli.pyplot(path)
-  fig, ax = plt.subplots(2, 3, figsize=(15, 8))
+  tr = results.get("transformer")
+  fig, ax = plt.subplots(2, 4 if tr else 3, figsize=(20 if tr else 15, 8))
   ax = ax.ravel()
+  if tr:
+    ct.plot_accuracy(ax[3], tr)
+    ct.plot_curve(ax[7], tr, "gen_batches", "prompt batches generated per step")
+    ax = np.delete(ax, [3, 7])
   t_star = _compare_step(results)
   for i, name in enumerate(results["variants"]):
     a, s, c = results["arms"][name], train_success(results, name), f"C{i}"
@@ -217,7 +239,7 @@ def plot(results, path: str | None = None):
   ax[5].plot([], [], "k--", lw=1, label="(λ²/2)p(1−p)")
   ax[5].plot([], [], "k:", lw=1, label="Pinsker 2(q−p)²")
   ax[5].set(xlabel="base success rate p", ylabel="÷ max exact KL", title="KL(π*‖π0) of the tilt", ylim=(0, 1.3))
-  for a in ax:
+  for a in ax:  # (the transformer panels have their own legends)
     a.legend(fontsize=7, loc="lower right")
     a.grid(alpha=0.3)
   return cli.finish_figure(fig, path, title="Balanced online difficulty filtering on the skill chain")

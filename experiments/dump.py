@@ -27,8 +27,6 @@ mixed outcomes in every batch, stay ahead (an exploratory run, 8 seeds, 300 step
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 from typing import Any
 
@@ -36,11 +34,10 @@ import numpy as np
 
 from experiments import cli
 from rljax import curricula
-from rljax.curricula import dump  # noqa: F401  (registers "dump")
 from rljax.theory.curricula import chain_rl
+from rljax.training import curriculum_testbed as ct
 
 REQUIRED = ("pool", "dump")
-HAS_SEC = importlib.util.find_spec("rljax.curricula.sec") is not None
 
 
 def _check(cfg) -> None:
@@ -130,13 +127,11 @@ def reference_parity(rec, num_arms: int, window: int) -> float:
 
 def run(cfg) -> dict[str, Any]:
   """Per arm, `[seeds, steps, ...]` arrays: `success` (exact P(solved) per eval depth), `probs` (P_j before each
-  step), `zero_adv`; the DUMP run's parity with the reference port; the arms skipped (SEC when absent)."""
+  step), `zero_adv`; the DUMP run's parity with the reference port; the transformer half (cpu and gpu presets)."""
   _check(cfg)
   chain = cfg.chain
-  names = [n for n in cfg.arm_names if n != "sec" or HAS_SEC]
-  if "sec" in names:
-    importlib.import_module("rljax.curricula.sec")  # registers "sec"
-  out: dict[str, Any] = {"arm_names": tuple(names), "skipped": tuple(n for n in cfg.arm_names if n not in names),
+  names = list(cfg.arm_names)
+  out: dict[str, Any] = {"arm_names": tuple(names), "transformer": ct.run_transformer(cfg),
                          "train_depths": tuple(chain.train_depths), "eval_depths": tuple(chain.eval_depths),
                          "deep_depths": tuple(cfg.deep_depths), "pool_sizes": tuple(cfg.pool_sizes),
                          "early_fraction": float(cfg.early_fraction), "late_fraction": float(cfg.late_fraction),
@@ -193,7 +188,7 @@ def tables(results) -> list[cli.Table]:
       "all depths @ end": "{all_end:.3f}", "E_P[depth]: min / end": "{md_min:.2f} / {md_end:.2f}",
       "sweep (late − early)": "{sweep:+.2f}", "zero-adv. groups": "{zero_adv:.2f}",
   }, title=f"Skill chain, 12 depth distributions (pool 3:1 shallow): exact success over depths {deep} "
-           f"(mean over seeds)" + (f"; skipped: {', '.join(results['skipped'])}" if results["skipped"] else ""),
+           "(mean over seeds)",
       name="chain")
   d = results["arms"]["dump"]["probs"].mean(0)
   steps = sorted({0, t // 10, t // 4, t // 2, 3 * t // 4, t - 1})
@@ -202,7 +197,12 @@ def tables(results) -> list[cli.Table]:
                                        for j in results["train_depths"]}},
                  title=f"DUMP's P_j (seed mean); max |P − P_reference port| = {results['parity_max_error']:.2e}",
                  name="dump_probs")
-  return [main, pj]
+  out = [main, pj]
+  if results.get("transformer"):
+    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
+                         title="Toy-suite transformer, GRPO from one SFT start: final held-out mean@k "
+                               "(± sd over seeds)"))
+  return out
 
 
 def headline(results) -> dict[str, float]:
@@ -211,7 +211,17 @@ def headline(results) -> dict[str, float]:
       "mass_sweep_depth": mass_sweep(results, "dump"),
       "deep_success_gain_vs_pool": r["dump"]["s_end"] - r["pool"]["s_end"],
       "reference_parity_max_error": results["parity_max_error"],
-  }
+  } | _transformer_headline(results.get("transformer"))
+
+
+def _transformer_headline(tr) -> dict[str, float]:
+  """DUMP minus uniform on the transformer (all levels; the level harder than any trained) and the drift of
+  DUMP's mean level."""
+  if not tr:
+    return {}
+  return {"tf_dump_gain": ct.gain(tr, "dump", "uniform"),
+          "tf_dump_harder_gain": ct.gain(tr, "dump", "uniform", "harder"),
+          "tf_dump_level_drift": ct.mean_depth_drift(tr, "dump")}
 
 
 def plot(results, path: str | None = None):
@@ -219,7 +229,13 @@ def plot(results, path: str | None = None):
   E_P[depth] (and SEC's when run)."""
   plt = cli.pyplot(path)
   heat = [n for n in ("dump", "sec") if n in results["arm_names"]]
-  fig, ax = plt.subplots(1, 2 + len(heat), figsize=(5 * (2 + len(heat)), 4))
+  tr = results.get("transformer")
+  n = 2 + len(heat) + (2 if tr else 0)
+  fig, ax = plt.subplots(1, n, figsize=(5 * n, 4))
+  if tr:
+    ct.plot_accuracy(ax[-2], tr)
+    ct.plot_probs(ax[-1], tr, "dump")
+    ax = ax[:-2]
   depths = np.asarray(results["train_depths"])
   for i, name in enumerate(results["arm_names"]):
     s = deep_success(results, name)

@@ -30,8 +30,8 @@ import numpy as np
 
 from experiments import cli
 from rljax import curricula
-from rljax.curricula import difficulty, ghpo  # noqa: F401  (register "balanced" and "ghpo")
 from rljax.theory.curricula import chain_rl
+from rljax.training import curriculum_testbed as ct
 
 LABELS = {"grpo": "GRPO", "balanced": "GRPO + balanced filter", "ghpo": "GHPO"}
 
@@ -50,6 +50,7 @@ def run(cfg) -> dict[str, Any]:
     curriculum = curricula.make(cfg.curricula[arm], num_arms)
     _, _, rec = chain_rl.run_seeds(cfg.chain, curriculum, int(cfg.seeds))
     out[arm] = {k: rec[k] for k in ("success", "zero_adv", "rollouts", "kept", "stage_frac", "theta")}
+  out["transformer"] = ct.run_transformer(cfg)
   return out
 
 
@@ -116,7 +117,12 @@ def tables(results: dict[str, Any]) -> list[cli.Table]:
       "resampled at ω=.25/.5/.75, first 10 %": "{hinted_early}",
       "last 10 %": "{hinted_late}",
   }, title="Skill chain, training pool depths 6..10 only, θ0 = −2 (mean over seeds)", name="arms")
-  return [table]
+  out = [table]
+  if results.get("transformer"):
+    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
+                         title="Toy-suite transformer, SFT on levels 0-1, GRPO on levels 2-3 only: final held-out "
+                               "mean@k (± sd over seeds; 'trained levels' = 2-3, un-hinted prompts)"))
+  return out
 
 
 def headline(results: dict[str, Any]) -> dict[str, float]:
@@ -138,14 +144,31 @@ def headline(results: dict[str, Any]) -> dict[str, float]:
       "ghpo_gain_over_baselines": by["ghpo"]["success"] - max(by["grpo"]["success"], by["balanced"]["success"]),
       "hinted_fraction_late_over_early": float(np.max(ratio)),
       "early_over_deep_skill_lag": float(np.median(lag)),
-  }
+  } | _transformer_headline(results.get("transformer"))
+
+
+def _transformer_headline(tr) -> dict[str, float]:
+  """GHPO minus the better of GRPO and the balanced filter on the trained (hard) levels, un-hinted held-out
+  mean@k; the fraction of GHPO's groups that needed a hint, last third of training ÷ first third."""
+  if not tr:
+    return {}
+  runs = [tr["runs"][f"ghpo/seed{s}"]["stages"] for s in tr["seeds"]]
+  third = max(len(runs[0]) // 3, 1)
+  hinted = lambda part: float(np.mean([1.0 - st[part, 0].mean() for st in runs]))
+  return {"tf_ghpo_gain": min(ct.gain(tr, "ghpo", a, "trained") for a in ("grpo", "balanced")),
+          "tf_hinted_late_over_early": hinted(slice(-third, None)) / max(hinted(slice(0, third)), 1e-9)}
 
 
 def plot(results: dict[str, Any], path: str | None = None):
   """Un-hinted success per step and per rollout, zero-advantage groups per step, GHPO's resampled fraction
   per hint stage, and GHPO's skills σ(θ_s) per step (median over seeds, quartiles shaded)."""
   plt = cli.pyplot(path)
-  fig, axes = plt.subplots(1, 5, figsize=(22, 4.2))
+  tr = results.get("transformer")
+  fig, axes = plt.subplots(1, 7 if tr else 5, figsize=(31 if tr else 22, 4.2))
+  if tr:
+    ct.plot_accuracy(axes[5], tr)
+    ct.plot_curve(axes[6], tr, "reward", "rollout reward (hinted groups included)")
+    axes = axes[:5]
   colors = {"grpo": "C3", "balanced": "C1", "ghpo": "C0"}
   for arm in results["arm_names"]:
     rec = results[arm]

@@ -41,6 +41,7 @@ from experiments import cli
 from rljax import curricula
 from rljax.curricula import sec  # noqa: F401  (registers "sec")
 from rljax.theory.curricula import compare, stationary
+from rljax.training import curriculum_testbed as ct
 
 WINDOW = 0.1  # the early / late fraction of steps for the depth drift
 
@@ -96,7 +97,8 @@ def run(cfg) -> dict[str, Any]:
   run_toy = stationary.make_run(toy, st.success_probs, steps=st.steps, prompts=st.prompts, group_size=st.group_size)
   keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in range(int(st.seeds))])
   toy_probs = np.asarray(jax.jit(jax.vmap(run_toy))(keys))
-  return {"arms": arms, "names": tuple(names), "eval_depths": np.asarray(cfg.chain.eval_depths),
+  return {"transformer": ct.run_transformer(cfg), "arms": arms, "names": tuple(names),
+          "eval_depths": np.asarray(cfg.chain.eval_depths),
           "train_depths": np.asarray(cfg.chain.train_depths), "ood_depths": np.asarray(cfg.ood_depths),
           "stationary_probs": toy_probs, "stationary_p": np.asarray(st.success_probs)}
 
@@ -159,7 +161,12 @@ def tables(results) -> list[cli.Table]:
       "arm success prob p": "{p:.2f}", "final π (mean over seeds)": "{mean_prob:.3f}",
       "fraction of seeds with argmax π here": "{argmax:.3f}",
   }, title=f"Stationary toy, SEC τ = 0.2, {final.shape[0]} seeds", name="stationary")
-  return [main, toy]
+  out = [main, toy]
+  if results.get("transformer"):
+    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
+                         title="Toy-suite transformer, GRPO from one SFT start: final held-out mean@k "
+                               "(± sd over seeds)"))
+  return out
 
 
 def headline(results) -> dict[str, float]:
@@ -180,7 +187,18 @@ def headline(results) -> dict[str, float]:
       "stationary_pick_rate": pick_rate(results),
       "sec_ood_gain_tau02_sgd": gain("sec_t0.2" + SGD, "uniform" + SGD),
       "hard_to_easy_gap_sgd": h2e("hard_to_easy" + SGD),
-  }
+  } | _transformer_headline(results.get("transformer"))
+
+
+def _transformer_headline(tr) -> dict[str, float]:
+  """SEC minus uniform on the transformer (all levels; the harder-than-trained level), hard→easy minus the lowest
+  other curriculum, and the drift of SEC's mean level."""
+  if not tr:
+    return {}
+  others = [a for a in tr["arms"] if a != "hard_to_easy"]
+  return {"tf_sec_gain": ct.gain(tr, "sec", "uniform"), "tf_sec_harder_gain": ct.gain(tr, "sec", "uniform", "harder"),
+          "tf_hard_to_easy_gap": max(ct.gain(tr, "hard_to_easy", a) for a in others),
+          "tf_sec_level_drift": ct.mean_depth_drift(tr, "sec")}
 
 
 def plot(results, path: str | None = None):
@@ -188,7 +206,13 @@ def plot(results, path: str | None = None):
   distribution over depths vs step (heat-maps, one per τ); the stationary toy's mean distribution vs step."""
   plt = cli.pyplot(path)
   secs = [n for n in results["names"] if n.startswith("sec_t") and not n.endswith(SGD)]
-  fig, axes = plt.subplots(1, 3 + len(secs), figsize=(4.2 * (3 + len(secs)), 3.8))
+  tr = results.get("transformer")
+  n = 3 + len(secs) + (2 if tr else 0)
+  fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8))
+  if tr:
+    ct.plot_accuracy(axes[-2], tr)
+    ct.plot_probs(axes[-1], tr, "sec")
+    axes = axes[:-2]
   steps = np.arange(1, results["arms"][results["names"][0]]["success"].shape[1] + 1)
   for i, name in enumerate(results["names"]):
     kw = dict(label=name, color=f"C{i % len(arm_names_of(results))}", ls="--" if name.endswith(SGD) else "-")

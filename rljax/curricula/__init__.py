@@ -5,7 +5,7 @@ interface and `rljax.training.online` for how the online loop draws prompts from
 """
 
 from rljax.curricula.base import Curriculum, Feedback, make, names, register
-from rljax.curricula import bandit, difficulty, dump, fixed, ghpo, sec  # noqa: E402 (each registers its curricula)
+from rljax.curricula import bandit, difficulty, dump, fixed, ghpo, length_budget, sec  # noqa: E402 (registers)
 
-__all__ = ["Curriculum", "Feedback", "bandit", "difficulty", "dump", "fixed", "ghpo", "make", "names", "register",
-           "sec"]
+__all__ = ["Curriculum", "Feedback", "bandit", "difficulty", "dump", "fixed", "ghpo", "length_budget", "make", "names",
+           "register", "sec"]

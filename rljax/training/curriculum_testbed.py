@@ -22,9 +22,11 @@ generated per step (filters refill), GHPO's stage fractions and the response len
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -96,6 +98,17 @@ def run(cfg, arms: Mapping[str, Mapping], *, writer: MetricsWriter | None = None
   if own:
     writer.close()
   return out
+
+
+def run_transformer(cfg) -> dict[str, Any] | None:
+  """A paper experiment's transformer half: `run(cfg.transformer, cfg.transformer.arms)` written to
+  `<cfg.out_dir>/transformer`, or None when the preset has none (`cfg.transformer` None: the smoke preset)."""
+  t = cfg.get("transformer")
+  if not t:
+    return None
+  t.out_dir = os.path.join(cfg.out_dir, "transformer")
+  with jax.enable_x64(False):  # float32 like every testbed run, whatever the paper's exact half asked for
+    return run(t, t.arms.to_dict())
 
 
 def _scores(metrics: Mapping[str, float], cfg) -> dict[str, float]:
@@ -176,6 +189,16 @@ def plot_accuracy(ax, results: Mapping[str, Any]) -> None:
   ax.legend(fontsize=7)
 
 
+def plot_curve(ax, results: Mapping[str, Any], key: str, ylabel: str) -> None:
+  """A per-step record (`gen_batches`, `reward`, `length`) along training per arm, seed means."""
+  for name in results["arms"]:
+    ax.plot(np.mean([results["runs"][f"{name}/seed{s}"][key] for s in results["seeds"]], 0), label=name)
+  ax.set_xlabel("RL step")
+  ax.set_ylabel(ylabel)
+  ax.set_title(f"transformer: {ylabel}")
+  ax.legend(fontsize=7)
+
+
 def plot_probs(ax, results: Mapping[str, Any], arm: str) -> None:
   """The arm's curriculum probability per level along training (seed mean, summed over families)."""
   lv = np.asarray(results["levels"])
@@ -188,5 +211,6 @@ def plot_probs(ax, results: Mapping[str, Any], arm: str) -> None:
   ax.legend(fontsize=7)
 
 
-__all__ = ["COLUMNS", "build", "curriculum_testbed_config", "gain", "mean_depth_drift", "plot_accuracy", "plot_probs",
+__all__ = ["COLUMNS", "build", "curriculum_testbed_config", "gain", "mean_depth_drift", "plot_accuracy", "plot_curve",
+           "plot_probs", "run_transformer",
            "run", "table_rows"]
