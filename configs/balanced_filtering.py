@@ -4,7 +4,7 @@
     python -m rljax.run --config configs/balanced_filtering.py:smoke --workdir /tmp/balanced_filtering
 
 Presets: `smoke` (the tests), `cpu` (the reported run: 32 seeds, under 5 minutes on 2 idle cores), `gpu` (128 seeds,
-longer run). The transformer comparison on the toy suite is the coordinator's (not configured here).
+longer run). The transformer comparison on the toy suite is part B below.
 """
 
 import ml_collections

@@ -4,7 +4,7 @@
     python -m rljax.run --config configs/dump.py:smoke --workdir /tmp/dump
 
 Presets: `smoke` (the tests), `cpu` (the reported run: 16 seeds, under 5 minutes on 2 idle cores), `gpu` (64 seeds,
-a longer run). The transformer comparison on the toy suite is the coordinator's (not configured here).
+a longer run). The transformer comparison on the toy suite is part B below.
 """
 
 import ml_collections

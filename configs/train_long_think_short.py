@@ -5,7 +5,7 @@
 
 Presets: `smoke` (the tests, a few seconds of compute), `cpu` (the reported run: 32 seeds, well under a minute on
 2 cores), `gpu` (256 seeds). Part A (`chain`) is the spec's strategy toy (`rljax.theory.curricula.strategy_toy`),
-not the skill chain; the transformer comparison on the toy suite is configured by the coordinator.
+not the skill chain; the transformer comparison on the toy suite is part B below.
 """
 
 import ml_collections

@@ -21,7 +21,8 @@ same seeds (vmapped). Curricula:
 
 and the stationary toy (spec §1.3): five arms with fixed success probabilities (0.02, 0.2, 0.5, 0.8, 0.98),
 16 prompts × 8 Bernoulli rollouts per step, SEC at τ = 0.2 for 300 steps; how often it ends with its largest
-probability on the p = 0.5 arm. The transformer comparison on the toy suite is the coordinator's, not here.
+probability on the p = 0.5 arm. Part B (cpu and gpu presets): the same comparison on the toy-suite transformer
+(`rljax.training.curriculum_testbed`).
 
 Measured (means over seeds): OOD success (mean over depths 9..12) at the end and averaged over all steps (equal
 steps for every curriculum), the training-depth success, the fraction of zero-advantage groups, and the mean

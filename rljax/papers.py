@@ -44,7 +44,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]  # the repository (docs/ and 
 INDEX = pathlib.Path(__file__).with_name("paper_index")
 # README and `python -m rljax.papers` order: LM losses and training recipes first, then the theory
 # areas, each by year.
-AREAS = ("losses", "algorithms", "training", "schedules", "preference", "pg", "games", "experts", "bandits", "linear_mdp", "tabular", "ct", "stats")
+AREAS = ("losses", "algorithms", "training", "curricula", "schedules", "preference", "pg", "games", "experts", "bandits",
+         "linear_mdp", "tabular", "ct", "stats")
 DOCS = ROOT / "docs" / "papers"
 FIGURES = ROOT / "docs" / "figures"
 README_START, README_END = "<!-- papers:start -->", "<!-- papers:end -->"

@@ -53,9 +53,9 @@ COUNT_UNITS = ("responses", "prompts")
 
 def init_state(num_arms: int, window: int) -> dict[str, jax.Array]:
   """Empty windows, zero counts: `{window f32[K, W], filled i32[K], ptr i32[K], n i32[K], step i32[]}`."""
-  zeros = jnp.zeros((num_arms,), jnp.int32)
-  return {**base.step_state(), "window": jnp.zeros((num_arms, window), jnp.float32), "filled": zeros,
-          "ptr": zeros, "n": zeros}
+  zeros = lambda: jnp.zeros((num_arms,), jnp.int32)  # one buffer per leaf: a train step donates the state
+  return {**base.step_state(), "window": jnp.zeros((num_arms, window), jnp.float32), "filled": zeros(),
+          "ptr": zeros(), "n": zeros()}
 
 
 def push(state: dict, arm_ids: jax.Array, values: jax.Array, valid: jax.Array | None = None) -> dict:

@@ -13,7 +13,8 @@ GRPO on the merged batch, (r − mean_g r)/(std_g r + ε) per group, with the hi
 hint tokens are never trained on, the model's own continuation is. Hints are used only once
 `global_step ≥ start_hint_step` (0 in the released recipe).
 
-Pieces here (everything jittable; the online loop and `rljax.theory.curricula.chain_rl` call them):
+Pieces here (everything jittable; the online loop and `rljax.theory.curricula.chain_rl` pick each group's
+stage with `first_success_stage`; `staged_rollout` is the same rule as one scan, for a fully jitted sampler):
 
     all_wrong(acc_rewards f[B, G]) -> bool[B]                   all(r ≤ 0) per group
     hint_prefix_len(solution_len i32[B], ω) -> i32[B]            round(ω·len), half to even (see below)

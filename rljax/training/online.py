@@ -453,8 +453,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       extra["mask_params"] = jax.tree.map(jnp.copy, state.params)
     if overlap:  # in the state from the start, so a checkpoint restores into it
       extra |= _behaviour(state)
-    if curriculum is not None:
-      extra["curriculum"] = curriculum.init()
+    if curriculum is not None:  # copied: the step donates the state, whose leaves must not share buffers
+      extra["curriculum"] = jax.tree.map(jnp.copy, curriculum.init())
     return graphdef_, state._replace(extra=extra)
 
   @jax.jit

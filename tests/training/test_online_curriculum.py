@@ -108,7 +108,8 @@ def test_shape_rewards_sees_the_curriculum_state(tmp_path):
 
 
 def test_resume_restores_the_curriculum_state_exactly(tmp_path):
-  sec_like = curricula.make("easy_to_hard", 4, total_steps=4, levels=(0, 1, 0, 1))
+  # DUMP: a ring buffer, counts and pointers in the state (donated by every train step, restored exactly).
+  sec_like = curricula.make("dump", 4, window=5)
   straight = _bed(tmp_path / "a", steps=4)
   w = MetricsWriter(straight.workdir, tensorboard=False)
   s1 = straight.run_arm(w, "x", "grpo", seed=0, params=None, algo=straight.online("grpo", reward_fn=PARITY,
