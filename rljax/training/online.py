@@ -330,7 +330,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
         greedy_rewards = _token_reward(prompts[::n], prompt_mask[::n], sample["greedy"], sample["greedy_mask"])
       batch["greedy_rewards"] = jnp.repeat(greedy_rewards, n)
     if "demo_tokens" in extras:
-      batch |= {k: extras[k] for k in _GROUP_KEYS}
+      batch |= {k: extras[k] for k in _GROUP_KEYS if k in extras}
     for k in ("kl_coef", "reward_stats"):
       if k in extras:
         batch[k] = extras[k]
