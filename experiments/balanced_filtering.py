@@ -165,10 +165,9 @@ def tables(results) -> list[cli.Table]:
              {"check": "max |E[p̂(1−p̂)] − p(1−p)(G−1)/G| (G = 2..16)", "value": kl["binomial_error"]}]
   kl_rows += [{"check": f"argmax_p KL at λ = {lm:g}", "value": v} for lm, v in sorted(kl["argmax"].items())]
   out = [main, cli.Table(kl_rows, {"identity": "{check}", "value": "{value:.4g}"}, name="kl")]
-  if results.get("transformer"):
-    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
-                         title="Toy-suite transformer, GRPO from one SFT start at equal optimiser steps: final "
-                               "held-out mean@k (± sd over seeds); prompt batches generated per step"))
+  title = ("Toy-suite transformer, GRPO from one SFT start at equal optimiser steps: final "
+           "held-out mean@k (± sd over seeds); prompt batches generated per step")
+  out += [cli.Table(**a) for a in ct.table_args(results.get("transformer"), title)]
   return out
 
 

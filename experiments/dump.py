@@ -198,10 +198,9 @@ def tables(results) -> list[cli.Table]:
                  title=f"DUMP's P_j (seed mean); max |P − P_reference port| = {results['parity_max_error']:.2e}",
                  name="dump_probs")
   out = [main, pj]
-  if results.get("transformer"):
-    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
-                         title="Toy-suite transformer, GRPO from one SFT start: final held-out mean@k "
-                               "(± sd over seeds)"))
+  title = ("Toy-suite transformer, GRPO from one SFT start: final held-out mean@k "
+           "(± sd over seeds)")
+  out += [cli.Table(**a) for a in ct.table_args(results.get("transformer"), title)]
   return out
 
 

@@ -118,10 +118,9 @@ def tables(results: dict[str, Any]) -> list[cli.Table]:
       "last 10 %": "{hinted_late}",
   }, title="Skill chain, training pool depths 6..10 only, θ0 = −2 (mean over seeds)", name="arms")
   out = [table]
-  if results.get("transformer"):
-    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
-                         title="Toy-suite transformer, SFT on levels 0-1, GRPO on levels 2-3 only: final held-out "
-                               "mean@k (± sd over seeds; 'trained levels' = 2-3, un-hinted prompts)"))
+  title = ("Toy-suite transformer, SFT on levels 0-1, GRPO on levels 2-3 only: final held-out "
+           "mean@k (± sd over seeds; 'trained levels' = 2-3, un-hinted prompts)")
+  out += [cli.Table(**a) for a in ct.table_args(results.get("transformer"), title)]
   return out
 
 

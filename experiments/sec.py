@@ -163,10 +163,9 @@ def tables(results) -> list[cli.Table]:
       "fraction of seeds with argmax π here": "{argmax:.3f}",
   }, title=f"Stationary toy, SEC τ = 0.2, {final.shape[0]} seeds", name="stationary")
   out = [main, toy]
-  if results.get("transformer"):
-    out.append(cli.Table(ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
-                         title="Toy-suite transformer, GRPO from one SFT start: final held-out mean@k "
-                               "(± sd over seeds)"))
+  title = ("Toy-suite transformer, GRPO from one SFT start: final held-out mean@k "
+           "(± sd over seeds)")
+  out += [cli.Table(**a) for a in ct.table_args(results.get("transformer"), title)]
   return out
 
 

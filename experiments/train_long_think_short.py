@@ -96,10 +96,9 @@ def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def tables(results: dict[str, Any]) -> list[cli.Table]:
-  return [_toy_table(results)] + ([cli.Table(
-      ct.table_rows(results["transformer"]), ct.COLUMNS, name="transformer",
-      title="Toy-suite transformer, GRPO on the budget reward (length = response tokens): final held-out mean@k "
-            "(± sd over seeds) and sampled response length")] if results.get("transformer") else [])
+  return [_toy_table(results)] + [cli.Table(**a) for a in ct.table_args(
+      results.get("transformer"), "Toy-suite transformer, GRPO on the budget reward (length = response tokens): final "
+                                  "held-out mean@k (± sd over seeds) and sampled response length")]
 
 
 def _toy_table(results: dict[str, Any]) -> cli.Table:

@@ -158,6 +158,12 @@ COLUMNS = {"arm": "{arm}", "seeds": "{seeds}", "held-out mean@k, all levels": "{
            "greedy": "{greedy:.3f}", "length": "{length:.2f}", "prompt batches / step": "{batches:.2f}"}
 
 
+def table_args(results: Mapping[str, Any] | None, title: str) -> list[dict[str, Any]]:
+  """`[dict(rows, columns, title, name="transformer")]` for an `experiments.cli.Table` of the transformer half, or
+  `[]` when the run has none (the smoke preset)."""
+  return [dict(rows=table_rows(results), columns=COLUMNS, title=title, name="transformer")] if results else []
+
+
 def gain(results: Mapping[str, Any], arm: str, base: str, scope: str = "all") -> float:
   """Final held-out mean@k of `arm` minus `base`'s on `scope` (all, trained, harder), seed means."""
   final = lambda a: np.mean([results["runs"][f"{a}/seed{s}"]["final"][scope] for s in results["seeds"]])

@@ -162,13 +162,7 @@ class Testbed:
 
     def fn(pos: int):
       batch = self.problems(jax.random.fold_in(base, pos), int(self.cfg.rl.prompts), arms)
-      if transform is not None:
-        batch = transform(batch, pos)
-      demo = None
-      if demos:
-        t = self.suite.sft_targets(batch)
-        demo = (t["completion"], t["completion_mask"])
-      return batch.ids, batch.mask, None, demo
+      return self._stream_entry(transform(batch, pos) if transform is not None else batch, demos)
 
     return fn
 
@@ -186,13 +180,18 @@ class Testbed:
         batch = self.suite.hinted(batch, omega)
       elif omega:
         raise ValueError("hinted prompts need a testbed made with `hint=True`.")
-      demo = None
-      if demos:
-        t = self.suite.sft_targets(batch)
-        demo = (t["completion"], t["completion_mask"])
-      return batch.ids, batch.mask, None, demo
+      return self._stream_entry(batch, demos)
 
     return fn
+
+  def _stream_entry(self, batch: toy_suite.PromptBatch, demos: bool) -> tuple:
+    """`(ids, mask, rows, demos)` of a prompt batch for the online loop: `rows` None (the reward is jittable), the
+    reference completions as demonstrations when asked (HPT)."""
+    demo = None
+    if demos:
+      t = self.suite.sft_targets(batch)
+      demo = (t["completion"], t["completion_mask"])
+    return batch.ids, batch.mask, None, demo
 
   def heldout(self, arms: Sequence[int] | None = None) -> tuple[toy_suite.PromptBatch, list[dict]]:
     """`eval.per_arm` fixed problems per arm of `arms` (default `eval_arms`) and their rows (family name,
