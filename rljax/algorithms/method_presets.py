@@ -237,20 +237,35 @@ def _hpt() -> dict:
 
 def _nlpo() -> dict:
   return _merge(_ppo(), dict(
-      unchecked=('critic.value_clip',),
+      unchecked=(),
       paper=("Is Reinforcement Learning (Not) for Natural Language Processing: Benchmarks, Baselines, and Building "
              "Blocks for Natural Language Policy Optimization. Ramamurthy, Ammanabrolu, Brantley, Hessel, Sifa, "
              "Bauckhage, Hajishirzi & Choi, ICLR 2023, arXiv 2210.01241."),
       advantage_kwargs=_Replace(gamma=0.99, lam=0.95),
       loss_kwargs=dict(dual_clip=None, log_ratio_clamp=None),
-      kl=dict(kind="k1", coef=0.1, where="reward", adaptive=dict(target=1.0, horizon=10.0, per="rollout")),
+      kl=dict(kind="k1", coef=0.1, where="reward", adaptive=dict(target=0.1, horizon=10.0, per="rollout")),
+      critic=dict(value_clip=None, vf_coef=1.0, whiten_advantages=True),
+      entropy_coef=0.0,
       nlpo=dict(enabled=True, top_p=0.9, min_keep=100, update_every=5),
       notes=(
-          "NLPO (RL4LMs gpt2_nlpo.yml): PPO whose actions are restricted at every step to the top-p = 0.9 set "
-          "(at least 100 tokens, EOS always kept) of a masking policy, a copy of π_θ refreshed every μ = 5 "
-          "rollouts; sampling and the ratio both use the masked policy, the reference KL the unmasked π_0. k1 "
-          "KL in the reward, β0 = 0.1 adapted to target KL 1.0 with β ← β(1 + 0.1·clip(KL/target − 1, ±0.2)) "
-          "(horizon 10 per rollout), GAE γ = 0.99, λ = 0.95, PPO-clip ε = 0.2. No TRL/verl counterpart."
+          "NLPO, RL4LMs' IMDB run (scripts/training/task_configs/imdb_text_continuation/gpt2_nlpo.yml, "
+          "rl4lms/algorithms/nlpo/nlpo.py NLPO, rl4lms/envs/text_generation/alg_wrappers.py, "
+          "kl_controllers.py KLController, policy/causal_policy.py MaskedCausalLMActorCriticPolicy, "
+          "algorithms/common/maskable/logits_processor.py): PPO whose actions are restricted at every step to "
+          "the learned_top_p set, top_mask p = 0.9 with min_tokens_to_keep = 100 (special tokens such as EOS "
+          "always kept), of a masking policy, a copy of π_θ refreshed every target_update_iterations μ = 5 "
+          "rollouts; sampling and the PPO ratio use the masked policy, the KL to the unmasked π_0. k1 KL in "
+          "the reward, kl_div.coeff β0 = 0.1 adapted as β ← β(1 + 0.1·clip(KL/target − 1, ±0.2)) once per "
+          "rollout (horizon 10, n_steps 1) with target_kl 0.1 (the yml at HEAD, commit 81fe8f0 'Fix NLPO "
+          "configs'; 1.0 and lr 1e-5 before it, lr 1e-6 after). NLPO constructor defaults: GAE γ = 0.99, "
+          "λ = 0.95, PPO-clip ε = 0.2, clip_range_vf None (no value clip), vf_coef 0.5 on the un-halved MSE "
+          "(= vf_coef 1 on rljax's ½·MSE), ent_coef 0, normalize_advantage True (per minibatch there, "
+          "(A − μ)/(std + 1e-8) with the unbiased std; per rollout batch here), max_grad_norm 0.5 and the "
+          "optimiser (AdamW, lr 1e-6, 5 epochs of minibatch 64 over 10 envs × 128 steps) are trainer "
+          "settings. Differences: RL4LMs' reward KL and its controller's KL use the *unmasked* π_θ log-probs "
+          "(alg_wrappers.py raw_log_probs; rljax.losses.nlpo.nlpo_token_logps(return_raw=True) gives them) "
+          "and the controller reads the mean over all tokens of the rollout; RL4LMs copies the masking "
+          "policy before training on every μ-th rollout, here after. No TRL/verl counterpart."
       ),
   ))
 

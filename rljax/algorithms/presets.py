@@ -72,7 +72,7 @@ The presets (each one's `paper` and `notes` give the source and the departures):
 | `pf_ppo`                | ppo      | rank-based per-prompt response filter                              |
 | `hpt`                   | base     | HPT kernel: Dr.GRPO (no clip) or demonstration NLL per prompt      |
 | `remax`                 | base     | REINFORCE with the greedy response's reward as baseline            |
-| `ppo_max`               | ppo      | running reward normalisation + clip, GAE λ = 0.95, value clip 0.2  |
+| `ppo_max`               | ppo      | running-std reward scaling, GAE λ = 0.95, value clip 0.2           |
 | `nlpo`                  | ppo      | PPO over the top-p action set of a frozen masking policy, adaptive β |
 """
 
@@ -347,15 +347,24 @@ def _ppo_max() -> dict:
       advantage_kwargs=_Replace(gamma=1.0, lam=0.95),
       loss_kwargs=dict(dual_clip=None, log_ratio_clamp=None),
       kl=dict(kind="k1", coef=0.02, where="reward"),
-      critic=dict(value_clip=0.2, vf_coef=1.0, whiten_advantages=True),
-      reward_norm=dict(enabled=True, clip=10.0, shift_mean=True),
+      critic=dict(value_clip=0.2, vf_coef=1.0, whiten_advantages=False),
+      reward_norm=dict(enabled=True, clip=None, shift_mean=False),
       notes=(
-          "PPO-max (spec §9; MOSS-RLHF config_ppo.py, as rljax.losses.ppo_max.PPOMaxConfig): rewards "
-          "normalised by running statistics (updated with the batch first, unbiased std) and clipped to ±10, "
-          "k1 KL in the reward with η = 0.02 (code default; 0.1 in the zh script, 0.05 in the paper), GAE "
-          "γ = 1, λ = 0.95, advantages whitened, PPO-clip ε = 0.2, value clip 0.2, no dual clip. Whitening "
-          "is per rollout batch here, per minibatch in MOSS-RLHF (the same with minibatches=1). No TRL/verl "
-          "counterpart of the reward normalisation."
+          "PPO-max (spec §15), the released MOSS-RLHF run (train_ppo_zh.sh and run_en.sh agree on every switch; "
+          "ppo/ppo_trainer.py make_experiences/criterion, ppo/ppo_datahelper.py, utils.py RunningMoments; as "
+          "rljax.losses.ppo_max.PPOMaxConfig()): reward scaling only, r/σ_run with the running std updated with "
+          "the batch first (unbiased), no mean subtraction (no --use_reward_norm) and no reward clip (no "
+          "--use_reward_clip, --reward_clip 0); k1 KL in the reward with η = 0.02 (config_ppo.py "
+          "kl_penalty_weight; train_ppo_zh.sh 0.1, run_en.sh 0.01, paper 0.05 in §5.3.2/Fig. 7); GAE γ = 1, "
+          "λ = 0.95 (paper App. C.3: λ = 0.9); no advantage whitening or clipping (no --use_advantage_norm); "
+          "PPO-clip ε = 0.2 (pg_clip), value clip 0.2 (value_clip), vf weight 1, token mean over the "
+          "minibatch, no dual clip, no entropy or pretraining loss. The paper's PPO-max text also normalises "
+          "and clips rewards (§5.4; clip δ of its final runs [M]) and adds PPO-ptx: reward_norm.shift_mean, "
+          "reward_norm.clip = 10 (config_ppo.py reward_clip) turn that on. When whitening is turned on here it "
+          "is per rollout batch with the unbiased variance (MOSS: per minibatch, biased, eps 1e-6, as "
+          "ppo_max.moss_whiten). Not in the preset: Adam β = (0.9, 0.95), eps 1e-6, lr 5e-7 policy / 1.5e-6 "
+          "critic (scripts), sampling temperature 0.8, top-p 0.9, repetition penalty 1.1. No TRL/verl "
+          "counterpart of the reward scaling."
       ),
   ))
 

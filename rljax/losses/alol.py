@@ -6,20 +6,41 @@ Learning for Language Models" (A-LoL), ICLR 2024. The whole response is one acti
     NLL_θ(y) = −Σ_t log π_θ(y_t|·)                   (masked sum, not mean)
     ρ = π_θ(y|x)/π_ref(y|x) = exp(Σ_t log π_θ − Σ_t log π_ref),   stop-gradient
     A₊ = max(A, 0),  A = R(x, y) − V_ref(x)
+    KL(y) = log π_θ(y) − log π_ref(y)                 (sequence log-probs; = NLL_ref − NLL_θ)
 
 the per-example losses of `alol_loss` are
 
     a_lol           A₊ · clip(ρ, 1−ε, 1+ε) · NLL_θ(y)
     a_lol_seq       A₊ · Σ_t clip(ρ_t, 1−ε, 1+ε)·(−log π_θ(y_t)),   ρ_t the per-token ratio
     a_lol_ref_free  A₊ · NLL_θ(y)
-    a_lol_kl        A₊ · NLL_θ(y) + β_KL·(log π_θ(y) − log π_ref(y))     (requires ε = 0)
+    a_lol_kl        A₊ · NLL_θ(y) + β_KL·KL(y)                      (requires ε = 0 and β_KL > 0)
     r_lol           R · clip(ρ, 1−ε, 1+ε) · NLL_θ(y)
     wbc             R · NLL_θ(y)
     r_gold          R · Σ_t max(π_θ(y_t), u)·(−log π_θ(y_t)),   weight stop-gradient, u = gold_floor
     nll             NLL_θ(y)
 
+and, as in the HH script, `a_lol` / `r_lol` with β_KL > 0 are "A-LoL KL" / "R-LoL KL": ε must be 0
+(no ratio) and the loss is A₊·NLL_θ + β_KL·KL (resp. R·NLL_θ + β_KL·KL), so `a_lol` with β_KL > 0
+equals `a_lol_kl`. No other variant takes a KL term.
+
 Gradients flow only through `policy_token_logps`: the reference log-probs, the ratios, the GOLD
 token weights and `weights` (A or R) are constants of the objective.
+
+Checked against the released code (abaheti95/LoL-RL, commits 223df72 / fb47141):
+* `train_generation_task_with_off_policy_PG.py`, training loop of `main()`: the variant formulas
+  above, the per-token (`a_lol_seq`) and sequence (`a_lol`, `r_lol`) ratio exp(NLL_ref − NLL_θ)
+  clamped to [1−ε, 1+ε] when `--ppo_clip` is given (argparse default None: no clip), the clamp of
+  A at 0 in all four advantage variants, the `a_lol_kl` branch (ratio fixed to 1, penalty
+  `kl_beta * (baseline_nll − nll)` per example), GOLD's floor max(π_t, 0.1), summed NLLs.
+  `--kl_beta` defaults to None there (no KL unless passed).
+* `lolrl_qlora_llama_hh.py`, `ScriptArguments` and the `__main__` loop: `ppo_clip = 0.9`,
+  `kl_beta = 0.0`; the `a_lol` and `r_lol` branches add `kl_beta * mean(baseline_nll − nll)` and
+  drop the ratio when `kl_beta > 0`, after `assert ppo_clip == 0.0`; that script never dispatches on
+  `a_lol_kl`. It clips the sequence ratio only when `ppo_clip > 0` (so ε = 0 there means *no clip*,
+  which is `clip_eps=None` here) but the per-token ratio whenever `ppo_clip is not None`.
+* Not confirmed: the stored README revision that lists the options says "`--kl_beta`: default `0.2`.
+  KL beta parameter for A-LoL KL", against the dataclass default 0.0; no revision stating 0.0 could
+  be found. The β_KL of the released A-LoL KL runs is unknown [M]; the default here is the code's 0.0.
 """
 
 from __future__ import annotations
@@ -35,6 +56,7 @@ Metrics = dict[str, jax.Array]
 
 VARIANTS = ("a_lol", "a_lol_seq", "a_lol_ref_free", "a_lol_kl", "r_lol", "wbc", "r_gold", "nll")
 _ADVANTAGE_VARIANTS = ("a_lol", "a_lol_seq", "a_lol_ref_free", "a_lol_kl")
+_KL_VARIANTS = ("a_lol_kl", "a_lol", "r_lol")  # the variants the released code adds β_KL·KL to
 
 
 def _clip(ratio: jax.Array, clip_eps: float | None) -> jax.Array:
@@ -52,7 +74,7 @@ def alol_loss(
     *,
     variant: str = "a_lol",
     clip_eps: float | None = 0.9,
-    kl_beta: float = 0.2,
+    kl_beta: float = 0.0,
     gold_floor: float = 0.1,
     reduction: str = "mean",
 ) -> tuple[jax.Array, Metrics]:
@@ -66,10 +88,13 @@ def alol_loss(
   * `clip_eps = ε ∈ [0, 1]` clips the ratio to [1−ε, 1+ε] in every ratio variant, so ε = 0 disables
     the ratio (ρ̄ = 1: `a_lol` becomes `a_lol_ref_free`). `clip_eps=None` uses the unclipped ratio,
     which is what the reference's `a_lol`/`r_lol` do for `ppo_clip = 0`.
-  * `a_lol_kl` raises `ValueError` unless `clip_eps == 0`, mirroring the reference's
-    `assert ppo_clip == 0.0` in its KL branch; it has no ratio. β_KL defaults to 0.2 (README; the
-    reference dataclass default is 0). The reference adds β·mean(...) once per batch; here the KL
-    term is per example, which is the same under `reduction="mean"`.
+  * `a_lol_kl` raises `ValueError` unless `clip_eps == 0` (the HH script's `assert ppo_clip == 0.0`
+    in its KL branch; the generation-task script just ignores ε there) and unless `kl_beta > 0`
+    (with β_KL = 0 it would silently be `a_lol_ref_free`). `kl_beta` defaults to 0.0, the HH
+    dataclass default, so A-LoL KL needs an explicit β_KL. `a_lol`/`r_lol` with `kl_beta > 0` are the
+    HH script's KL branches and need `clip_eps == 0` too; other variants refuse `kl_beta > 0`. The
+    reference adds β·mean(...) once per batch; here the KL term is per example, which is the same
+    under `reduction="mean"`.
   * `r_lol`, `wbc` and `r_gold` use R as given (HH rewards are σ(RM score) ≥ 0 in the paper).
 
   Args:
@@ -80,7 +105,7 @@ def alol_loss(
     weights: `f[B]` advantage A (a_lol*) or reward R (r_lol, wbc, r_gold); ignored by nll.
     variant: one of `VARIANTS`.
     clip_eps: ratio clip ε ∈ [0, 1], or None for no clipping (ignored by variants without ratio).
-    kl_beta: β_KL ≥ 0 (a_lol_kl only).
+    kl_beta: β_KL ≥ 0; > 0 required by a_lol_kl, allowed (with clip_eps=0) for a_lol and r_lol.
     gold_floor: lower bound u ∈ [0, 1] on the GOLD token weight (r_gold only).
     reduction: "mean" (default), "sum" or "none" (per-example `f[B]`).
 
@@ -100,8 +125,19 @@ def alol_loss(
     checks.check_in_range("clip_eps", clip_eps, 0.0, 1.0)
   checks.check_nonnegative("kl_beta", kl_beta)
   checks.check_in_range("gold_floor", gold_floor, 0.0, 1.0)
-  if variant == "a_lol_kl" and (clip_eps is None or checks.concrete_value(clip_eps) not in (0.0, None)):
-    raise ValueError(f"`clip_eps` must be 0 for variant 'a_lol_kl' (it has no ratio), got {clip_eps}.")
+  beta = checks.concrete_value(kl_beta)  # None when traced: the value checks below are skipped
+  if variant == "a_lol_kl" and beta is not None and not beta > 0:
+    raise ValueError(f"`kl_beta` must be > 0 for variant 'a_lol_kl' (A-LoL KL), got {kl_beta}; "
+                     "with kl_beta = 0 it is 'a_lol_ref_free'.")
+  if variant not in _KL_VARIANTS and beta is not None and beta > 0:
+    raise ValueError(f"`kl_beta` > 0 is only used by variants {_KL_VARIANTS}, got kl_beta={kl_beta} "
+                     f"for variant {variant!r}.")
+  # A traced kl_beta cannot be checked: a_lol/r_lol then add β·KL whatever ε is (zero at β = 0).
+  kl_branch = variant == "a_lol_kl" or (variant in _KL_VARIANTS and (beta is None or beta > 0))
+  needs_zero_clip = variant == "a_lol_kl" or (kl_branch and beta is not None)
+  if needs_zero_clip and (clip_eps is None or checks.concrete_value(clip_eps) not in (0.0, None)):
+    raise ValueError(f"`clip_eps` must be 0 for variant {variant!r} with a KL term (no ratio, as the "
+                     f"reference's `assert ppo_clip == 0.0`), got {clip_eps}.")
 
   pol, ref, w = checks.as_compute(policy_token_logps, ref_token_logps, weights)
   ref = jax.lax.stop_gradient(ref)
@@ -120,7 +156,9 @@ def alol_loss(
   ratio_metric = jnp.mean(ratio)
 
   if variant in ("a_lol", "r_lol"):
-    per_example = w * _clip(ratio, clip_eps) * nll
+    per_example = w * _clip(ratio, clip_eps) * nll  # ε = 0 in the KL branch: the ratio is 1
+    if kl_branch:
+      per_example = per_example + kl_beta * (seq_pol - seq_ref)
   elif variant == "a_lol_seq":
     per_example = w * masked_sum(_clip(tok_ratio, clip_eps) * -pol, mask, axis=-1)
     outside = (tok_ratio < lo) | (tok_ratio > hi)

@@ -8,15 +8,38 @@ the reference μ,
 
     log π_mix(·|x, y_<t) = log_softmax((1 − β)·log π_θ(·|x, y_<t) + β·log μ(·|x, y_<t)),
 
-and follows g = ∇log π_θ(y|x)·(P(y ≻ y′|x) − ½) − τ·∇KL(π_θ‖μ) for y ~ π_θ, y′ ~ π_mix. The KL
-gradient is itself a REINFORCE estimate, giving TRL's surrogate (`NashMDTrainer._compute_losses`)
+and follows g = ∇log π_θ(y|x)·(P(y ≻ y′|x) − ½) − τ·∇KL(π_θ‖μ) for y ~ π_θ, y′ ~ π_mix. With per-token
+log-probs ℓ_{i,t} = log π_θ(y_t|x, y_<t), m_{i,t} = log μ(y_t|·) and r_{i,t} = ℓ_{i,t} − m_{i,t} on the
+response mask, the surrogate is
 
-    ℓ_{i,t} = τ·sg(c_{i,t})·log π_θ(y_t) − (P_i − ½)·log π_θ(y_t),   summed over t, averaged over i,
+    L_{i,t} = τ·sg(c_{i,t})·ℓ_{i,t} − (P_i − ½)·ℓ_{i,t},   summed over t, averaged over responses i,
 
-with c_{i,t} = log π_θ(y_t) − log μ(y_t) per token (TRL, `kl_grad="token"`) or the sequence log-ratio
-Σ_s (log π_θ(y_s) − log μ(y_s)) broadcast to every token (`kl_grad="sequence"`, the plain
-score-function estimator of ∇KL of whole sequences). Its gradient is
-Σ_t [τ·c_{i,t} − (P_i − ½)]·∇log π_θ(y_t): with P ≡ ½ only the KL term remains.
+with the KL coefficient c chosen by `kl_estimator`:
+
+* `"token"`: c_{i,t} = r_{i,t}, TRL's per-token surrogate. Verified against huggingface/trl
+  `trl/trainer/nash_md_trainer.py` and `trl/experimental/nash_md/nash_md_trainer.py`,
+  `NashMDTrainer._compute_losses` (identical in both):
+      score = (probability − 0.5) * logp.sum(1)
+      log_ratio = (logp − ref_logp) under no_grad;  kl_div_log = log_ratio.sum(1)
+      kl_div_loss = (log_ratio * logp).sum(1);      loss = (beta * kl_div_loss − score).mean()
+  i.e. the sign (+τ·KL term, −score), the ½ control variate, the sum over tokens and the mean over
+  the batch are TRL's. Padding is zeroed in TRL by `masked_fill(padding_mask, 0.0)` on both log-prob
+  tensors in `_compute_logprobs`; here by `where(mask, ·, 0)`. TRL's `beta` is τ and its
+  `probability` is σ(r(y) − r(y′)) from a reward model or a judge's probability (`training_step`).
+* `"sequence"`: c_{i,t} = R_i := Σ_s r_{i,s}, the sequence log-ratio broadcast to every token, i.e.
+  L_i = τ·sg(R_i)·Σ_t ℓ_{i,t} − (P_i − ½)·Σ_t ℓ_{i,t}: the plain score-function (REINFORCE)
+  estimator of ∇KL(π_θ‖μ) over whole sequences (spec §2, [D]).
+
+Gradients: ∂L/∂ℓ_{i,t} = [τ·c_{i,t} − (P_i − ½)]/S (S = non-empty responses); with P ≡ ½ only the KL
+term remains. The two modes differ by τ·Σ_{s≠t} r_{i,s}·∇ℓ_{i,t}, so they coincide exactly when τ = 0
+or every response has one token (the tabular/bandit case of `rljax.theory.kernels.preference_games`).
+In expectation over y ~ π_θ the cross terms s < t vanish (E[∇ℓ_t | y_<t] = 0), so the two agree on the
+parameters of the last token's distribution; the "sequence" mode's expectation is τ·∇KL(π_θ‖μ) exactly,
+while "token" drops the future terms s > t, E[∇ℓ_t·Σ_{s>t} r_s] (it differentiates each step's KL
+with the prefix distribution held fixed). Tests pin both facts by exact enumeration.
+
+Batch mean: TRL's `loss.mean()` divides by B; the default `agg="seq-mean-token-sum"` divides by the
+number S of non-empty responses, so the two agree whenever no response is empty.
 
 TRL defaults: β (its `mixture_coef`) = 0.5, τ (its `beta`) = 0.1; the paper's best run used β = 0.125
 ([M]).
@@ -32,7 +55,7 @@ from rljax.losses.aggregation import MODES, aggregate_parts
 from rljax.losses.registry import register
 
 Metrics = dict[str, jax.Array]
-KL_GRADS = ("token", "sequence")
+KL_ESTIMATORS = ("token", "sequence")
 
 
 def geometric_mixture_logits(logits: jax.Array, ref_logits: jax.Array, *, beta: float) -> jax.Array:
@@ -54,45 +77,50 @@ def geometric_mixture_logits(logits: jax.Array, ref_logits: jax.Array, *, beta: 
 
 @register("nash_md_pg", kind="policy", reads=("logp", "ref_logp", "pref_prob", "mask"))
 def nash_md_pg_loss(
-    policy_logps: jax.Array,
-    ref_logps: jax.Array,
+    logp: jax.Array,
+    ref_logp: jax.Array,
     pref_prob: jax.Array,
     mask: jax.Array,
     *,
     tau: float = 0.1,
-    kl_grad: str = "token",
+    kl_estimator: str = "token",
     agg: str = "seq-mean-token-sum",
 ) -> tuple[jax.Array, Metrics]:
-  """Nash-MD-PG surrogate loss (formula in the module docstring).
+  """Nash-MD-PG surrogate loss (formula and TRL provenance in the module docstring).
 
-  The default `agg="seq-mean-token-sum"` (sum over tokens, mean over responses) is TRL's value.
+  The defaults `kl_estimator="token"` and `agg="seq-mean-token-sum"` (sum over tokens, mean over
+  responses) are TRL's `_compute_losses`.
 
   Args:
-    policy_logps: `f[B, T]` log π_θ(y_t|x, y_<t) of y ~ π_θ; the only input receiving gradients.
-    ref_logps: `f[B, T]` log μ(y_t|·); constant.
+    logp: `f[B, T]` per-token log π_θ(y_t|x, y_<t) of y ~ π_θ; the only input receiving gradients.
+    ref_logp: `f[B, T]` per-token log μ(y_t|·); constant.
     pref_prob: `f[B]` P(y ≻ y′|x) ∈ [0, 1] from the preference model, y′ ~ π_mix; constant.
     mask: `bool[B, T]` response-token mask.
-    tau: KL regularisation τ ≥ 0.
-    kl_grad: "token" (TRL) or "sequence" (see module docstring).
+    tau: KL regularisation τ ≥ 0 (TRL's `beta`).
+    kl_estimator: "token" (TRL's per-token surrogate, c_t = r_t) or "sequence" (sequence log-ratio
+      R = Σ_t r_t on every token: the score-function estimator of ∇KL of whole sequences).
     agg: aggregation mode of `rljax.losses.aggregation`.
 
-  Metrics (stop-gradient): `score` (mean (P − ½)·log π_θ(y)), `kl` (mean sequence log-ratio),
-  `pref_prob` (mean P), `loss_numerator`, `loss_denominator`.
+  Metrics (stop-gradient): `score` (mean (P − ½)·Σ_t log π_θ(y_t), TRL's `loss/score`), `kl` (mean
+  sequence log-ratio, TRL's `loss/kl`), `pref_prob` (mean P), `loss_numerator`, `loss_denominator`.
   """
-  checks.check_choice("kl_grad", kl_grad, KL_GRADS)
+  checks.check_choice("kl_estimator", kl_estimator, KL_ESTIMATORS)
   checks.check_choice("agg", agg, MODES)
   checks.check_nonnegative("tau", tau)
-  batch, _ = checks.check_same_shape(2, policy_logps=policy_logps, ref_logps=ref_logps, mask=mask)
+  batch, _ = checks.check_same_shape(2, logp=logp, ref_logp=ref_logp, mask=mask)
   if jnp.shape(pref_prob) != (batch,):
     raise ValueError(f"`pref_prob` has shape {jnp.shape(pref_prob)}, expected ({batch},) (one per response).")
-  logp, ref, pref = checks.as_compute(policy_logps, ref_logps, pref_prob)
+  logp, ref, pref = checks.as_compute(logp, ref_logp, pref_prob)
   mask = jnp.asarray(mask, bool)
   ref, pref = jax.lax.stop_gradient(ref), jax.lax.stop_gradient(pref)
   # where(): padding may hold -inf log-probs, which must not reach sums or their gradients.
   logp = jnp.where(mask, logp, 0)
   log_ratio = jnp.where(mask, jax.lax.stop_gradient(logp) - ref, 0)
   seq_log_ratio = jnp.sum(log_ratio, axis=-1)
-  coef = log_ratio if kl_grad == "token" else jnp.broadcast_to(seq_log_ratio[:, None], log_ratio.shape)
+  if kl_estimator == "token":
+    coef = log_ratio
+  else:
+    coef = jnp.broadcast_to(seq_log_ratio[:, None], log_ratio.shape)
   advantage = (pref - 0.5)[:, None]
   loss_mat = (tau * coef - advantage) * logp
   num, den = aggregate_parts(loss_mat, mask, agg)

@@ -1,22 +1,37 @@
 """PPO-max: running-statistics reward normalisation, and the PPO recipe with each trick switchable.
 
 Zheng, Dou, Gao, … & Huang, "Secrets of RLHF in Large Language Models Part I: PPO", 2023
-(arXiv 2307.04964). Implemented after the authors' MOSS-RLHF code (`ppo/ppo_trainer.py`, `utils.py`,
-`config_ppo.py`, `train_ppo_zh.sh`). The recipe, each piece a flag of `PPOMaxConfig`:
+(arXiv 2307.04964). Implemented after the authors' MOSS-RLHF code, checked file by file:
+`ppo/ppo_trainer.py` (`PPOTrainer.make_experiences`, `PPOTrainer.criterion`), `ppo/ppo_datahelper.py`
+(`ExperienceDataset.get_advantages_and_returns`), `utils.py` (`RunningMoments`, `whiten`),
+`config_ppo.py` and the released scripts `train_ppo_zh.sh` / `run_en.sh`. The recipe, each piece a
+flag of `PPOMaxConfig`:
 
-    rollout   r̃ = clip((r − μ_run)/σ_run, −δ, δ)         reward scaling / normalisation / clipping
+    rollout   r̃ = r/σ_run  (scaling)  or  (r − μ_run)/σ_run  (scaling + norm);  r̃ ← clip(r̃, ±δ)
               r_t = −η·(log π_old − log π_SFT)_t + r̃·1[t = last]         KL penalty in the reward
-              A, R = GAE(r_t, V_old; γ = 1, λ = 0.95)
+              A, R = GAE(r_t, V_old; γ = 1, λ = 0.95)                     (terminal value 0)
     minibatch A ← clip(whiten(A), −a, a)                   advantage normalisation / clipping
               L = PPO-clip(ε = 0.2) + c_v·½·max((V − R)², (clip(V, V_old ± 0.2) − R)²)
+                  [+ c_H·|mean_t H(π_θ(·|s_t)) − H_target|]              entropy term (off)
+
+Defaults (`PPOMaxConfig()`) are the released scripts' switches, on which `train_ppo_zh.sh` and
+`run_en.sh` agree: reward scaling only (no mean subtraction, no reward clip: `--reward_clip 0.` and no
+`--use_reward_clip`), policy-loss clip 0.2, critic-loss clip 0.2, vf weight 1, γ = 1, λ = 0.95, no
+advantage normalisation or clipping, no entropy or pretraining loss. Every `use_*` flag of
+`config_ppo.py` is `store_true` (off unless a script passes it). The values used when a trick is turned
+on are `config_ppo.py`'s: δ = `reward_clip` 10, a = `advantage_clip` 0.5, H_target = `entropy_clip` 35.
+The paper's own PPO-max text normalises *and* clips rewards (§5.4; Fig. 6 tries δ ∈ {0.3, 0.8}); the δ
+of its final runs is [M].
+
+The KL coefficient η differs between sources: `config_ppo.py` default `kl_penalty_weight` 0.02 (used
+here), `train_ppo_zh.sh` 0.1, `run_en.sh` 0.01, the paper's KL-penalty experiments 0.05 (§5.3.2, Fig. 7).
 
 The running statistics (μ_run, σ²_run, n) are updated with the batch *before* normalising it, and
-σ_run is the unbiased std sqrt(σ²_run·n/(n − 1)), as MOSS-RLHF's `RunningMoments`. The reward model
-adds an LM loss on the chosen response (`bt_lm_loss`).
-
-The KL coefficient η differs between sources: code default 0.02 (used here), 0.1 in the zh script,
-0.05 reported in the paper ([M]). MOSS-RLHF's advantage whitening uses the biased variance and
-eps 1e-6; `rljax.losses.advantages.whiten` (unbiased, 1e-8) is used instead.
+σ_run is the unbiased std sqrt(σ²_run·n/(n − 1)), as `RunningMoments`. Advantage whitening is MOSS-RLHF's
+`whiten`, per minibatch: (A − μ)·rsqrt(σ² + 1e-6) with the biased (÷N) masked variance (not
+`rljax.losses.advantages.whiten`, which is unbiased with eps 1e-8). The reward model adds an LM loss on
+the chosen response (`bt_lm_loss`). The PPO-ptx pretraining loss (`use_ppo_pretrain_loss`, weight 0) is
+not part of this kernel: add c·NLL of pretraining data to the loss.
 """
 
 from __future__ import annotations
@@ -29,7 +44,7 @@ import jax.numpy as jnp
 
 from rljax import checks
 from rljax.losses import aggregation
-from rljax.losses.advantages import gae, whiten
+from rljax.losses.advantages import gae
 from rljax.losses.kl import kl_penalized_rewards
 from rljax.losses.policy_gradient import ppo_clip_loss
 from rljax.ops.reductions import masked_mean
@@ -132,22 +147,21 @@ class PPOMaxConfig:
   """Switches of MOSS-RLHF's `config_ppo.py`. Hashable and not a pytree: under `jax.jit` pass it as a
   static argument (`static_argnames="cfg"` or `functools.partial`).
 
-  Defaults follow the spec's summary of the paper's PPO-max (the exact set is [M]): reward
-  normalisation and clipping, advantage normalisation, policy and value clipping; advantage clipping
-  off (the paper advises against stacking every clip). MOSS-RLHF's zh script turns on only reward
-  scaling and policy/value clipping, with η = 0.1. `PPOMaxConfig(kl_coef=0, **{f: False for f in
-  FLAGS})` is vanilla, unclipped policy gradient.
+  Defaults are the released scripts' run (`train_ppo_zh.sh`, `run_en.sh`): reward scaling, policy and
+  critic clipping on, every other trick off; η = 0.02 is `config_ppo.py`'s default (zh script 0.1, en
+  script 0.01, paper 0.05). The constants of the tricks that are off are `config_ppo.py`'s defaults.
+  `PPOMaxConfig(kl_coef=0, **{f: False for f in FLAGS})` is vanilla, unclipped policy gradient.
   """
 
   kl_coef: float = 0.02
   kl_kind: str = "k1"
   use_reward_scaling: bool = True
-  use_reward_norm: bool = True
-  use_reward_clip: bool = True
+  use_reward_norm: bool = False
+  use_reward_clip: bool = False
   reward_clip: float = 10.0
   gamma: float = 1.0
   lam: float = 0.95
-  use_advantage_norm: bool = True
+  use_advantage_norm: bool = False
   use_advantage_clip: bool = False
   advantage_clip: float = 0.5
   use_policy_loss_clip: bool = True
@@ -155,6 +169,9 @@ class PPOMaxConfig:
   use_critic_loss_clip: bool = True
   value_clip: float = 0.2
   vf_coef: float = 1.0
+  use_entropy_loss: bool = False
+  entropy_coef: float = 0.0
+  entropy_clip: float = 35.0
   agg: str = "token-mean"
 
 
@@ -186,6 +203,23 @@ def ppo_max_advantages(
   return jax.lax.stop_gradient(adv), jax.lax.stop_gradient(returns), stats, checks.stop_metrics(metrics)
 
 
+def moss_whiten(x: jax.Array, mask: jax.Array, *, eps: float = 1e-6) -> jax.Array:
+  """MOSS-RLHF `utils.whiten` (shift_mean=True): (x − μ)·rsqrt(σ² + eps) over the valid entries.
+
+      μ = Σ m·x / N,     σ² = Σ m·(x − μ)² / N     (biased),     N = Σ m
+
+  0 outside the mask (MOSS keeps x − μ there; the loss masks it out). An empty mask gives zeros.
+  """
+  checks.check_same_shape(x=x, mask=mask)
+  checks.check_nonnegative("eps", eps)
+  mask = jnp.asarray(mask, bool)
+  (x,) = checks.as_compute(x)
+  n = jnp.maximum(jnp.sum(mask), 1).astype(x.dtype)
+  mean = jnp.sum(jnp.where(mask, x, 0)) / n
+  var = jnp.sum(jnp.where(mask, (x - mean) ** 2, 0)) / n
+  return jnp.where(mask, (x - mean) * jax.lax.rsqrt(var + eps), 0)
+
+
 @register("ppo_max", kind="policy", reads=("logp", "old_logp", "advantages", "values", "old_values", "returns", "mask"))
 def ppo_max_loss(
     logp: jax.Array,
@@ -196,21 +230,26 @@ def ppo_max_loss(
     returns: jax.Array,
     mask: jax.Array,
     cfg: PPOMaxConfig = PPOMaxConfig(),
+    entropy: jax.Array | None = None,
 ) -> tuple[jax.Array, Metrics]:
-  """Minibatch side of PPO-max: policy loss + c_v·value loss, both aggregated with `cfg.agg`.
+  """Minibatch side of PPO-max (MOSS-RLHF `PPOTrainer.criterion`): policy + c_v·value (+ entropy) loss.
 
-  Advantages are whitened (`use_advantage_norm`) and clipped to ±a (`use_advantage_clip`) per
-  minibatch, as MOSS-RLHF's `criterion`. The policy term is `ppo_clip_loss` (ε = ∞ without
-  `use_policy_loss_clip`), the value term `value_loss` (clip None without `use_critic_loss_clip`).
-  Gradients flow into `logp` and `values` only. Both terms share the aggregation denominator, so
-  `loss_numerator`/`loss_denominator` accumulate exactly over micro-batches.
+  Advantages are whitened (`use_advantage_norm`, `moss_whiten`: biased variance, eps 1e-6) and clipped
+  to ±a (`use_advantage_clip`) per minibatch. The policy term is `ppo_clip_loss` (ε = ∞ without
+  `use_policy_loss_clip`), the value term `value_loss` (½·max(...); clip None without
+  `use_critic_loss_clip`), both aggregated with `cfg.agg` (MOSS: Σ m·ℓ / Σ m, "token-mean"). With
+  `use_entropy_loss`, `entropy: f[B, T]` (per-token entropy of π_θ, differentiable) adds
+  c_H·|Σ m·H / Σ m − H_target| (MOSS's `entro_loss`, a token mean whatever `agg`). Gradients flow into
+  `logp`, `values` and `entropy` only. Policy and value terms share the aggregation denominator, so
+  `loss_numerator`/`loss_denominator` accumulate exactly over micro-batches (without the entropy term,
+  which is not linear in the tokens).
   """
   checks.check_choice("cfg.agg", cfg.agg, aggregation.MODES)
   checks.check_same_shape(2, logp=logp, advantages=advantages, mask=mask)
   mask = jnp.asarray(mask, bool)
   (adv,) = checks.as_compute(jax.lax.stop_gradient(advantages))
   if cfg.use_advantage_norm:
-    adv = whiten(adv, mask)
+    adv = moss_whiten(adv, mask)
   if cfg.use_advantage_clip:
     adv = jnp.clip(adv, -cfg.advantage_clip, cfg.advantage_clip)
   eps = cfg.pg_clip if cfg.use_policy_loss_clip else jnp.inf
@@ -228,10 +267,19 @@ def ppo_max_loss(
       "loss_numerator": pg["loss_numerator"] + cfg.vf_coef * vf["loss_numerator"],
       "loss_denominator": pg["loss_denominator"],
   }
+  if cfg.use_entropy_loss:
+    if entropy is None:
+      raise ValueError("`entropy` is required with cfg.use_entropy_loss.")
+    checks.check_same_shape(2, entropy=entropy, mask=mask)
+    (ent,) = checks.as_compute(entropy)
+    entropy_loss = jnp.abs(masked_mean(jnp.where(mask, ent, 0), mask) - cfg.entropy_clip)
+    loss = loss + cfg.entropy_coef * entropy_loss
+    metrics["entropy_loss"] = entropy_loss
   return loss, checks.stop_metrics(metrics)
 
 
-@register("bt_lm", kind="reward_model", reads=("chosen_rewards", "rejected_rewards", "chosen_token_logps", "chosen_mask"))
+@register("bt_lm", kind="reward_model",
+          reads=("chosen_rewards", "rejected_rewards", "chosen_token_logps", "chosen_mask"))
 def bt_lm_loss(
     chosen_rewards: jax.Array,
     rejected_rewards: jax.Array,

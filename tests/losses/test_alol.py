@@ -1,4 +1,5 @@
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,7 @@ def _data(seed=0, dtype=np.float32):
 def _kw(variant, **kw):
   if variant == "a_lol_kl":
     kw.setdefault("clip_eps", 0.0)
+    kw.setdefault("kl_beta", 0.3)
   return dict(variant=variant, **kw)
 
 
@@ -61,8 +63,10 @@ def test_a_lol_kl_nonpositive_advantage_gets_only_kl_gradient():
   g = _grad("a_lol_kl", pol, ref, mask, w, kl_beta=beta)
   neg = np.asarray(w <= 0)
   np.testing.assert_allclose(np.asarray(g)[neg], np.where(mask[neg], beta / B, 0.0), rtol=1e-6)
-  g0 = _grad("a_lol_kl", pol, ref, mask, w, kl_beta=0.0)
-  np.testing.assert_array_equal(g0[w <= 0], 0.0)
+  # Without the β term the gradient is a_lol_ref_free's: zero on A ≤ 0.
+  g_free = _grad("a_lol_ref_free", pol, ref, mask, w)
+  np.testing.assert_allclose(np.asarray(g) - beta / B * np.asarray(mask), g_free, rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(g_free[w <= 0], 0.0)
 
 
 def test_a_lol_kl_value():
@@ -145,11 +149,120 @@ def test_token_ratio_clip_bounds():
 def test_a_lol_kl_requires_zero_clip():
   pol, ref, mask, w = _data()
   with pytest.raises(ValueError, match="clip_eps"):
-    alol_loss(pol, ref, mask, w, variant="a_lol_kl")
+    alol_loss(pol, ref, mask, w, variant="a_lol_kl", kl_beta=0.2)
   with pytest.raises(ValueError, match="clip_eps"):
-    alol_loss(pol, ref, mask, w, variant="a_lol_kl", clip_eps=None)
-  loss, _ = alol_loss(pol, ref, mask, w, variant="a_lol_kl", clip_eps=0.0)
+    alol_loss(pol, ref, mask, w, variant="a_lol_kl", kl_beta=0.2, clip_eps=None)
+  loss, _ = alol_loss(pol, ref, mask, w, variant="a_lol_kl", kl_beta=0.2, clip_eps=0.0)
   assert np.isfinite(loss)
+
+
+def test_kl_beta_defaults_to_the_released_code_default():
+  # lolrl_qlora_llama_hh.py `ScriptArguments.kl_beta = 0.0` (the old README's 0.2 is not the code's).
+  assert inspect.signature(alol_loss).parameters["kl_beta"].default == 0.0
+  pol, ref, mask, w = _data()
+  # The default is a plain A-LoL: no KL term in any variant.
+  per, _ = alol_loss(pol, ref, mask, w, variant="a_lol", reduction="none")
+  rho = np.clip(np.exp(np.where(mask, pol - ref, 0).sum(1)), 0.1, 1.9)
+  np.testing.assert_allclose(per, np.maximum(w, 0) * rho * -np.where(mask, pol, 0).sum(1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kl_beta", [None, 0.0, -0.2])
+def test_a_lol_kl_requires_positive_kl_beta(kl_beta):
+  pol, ref, mask, w = _data()
+  kw = {} if kl_beta is None else {"kl_beta": kl_beta}
+  with pytest.raises(ValueError, match="`kl_beta`"):
+    alol_loss(pol, ref, mask, w, variant="a_lol_kl", clip_eps=0.0, **kw)
+
+
+@pytest.mark.parametrize("variant", ["a_lol_seq", "a_lol_ref_free", "wbc", "r_gold", "nll"])
+def test_kl_beta_refused_where_the_reference_has_no_kl_term(variant):
+  pol, ref, mask, w = _data()
+  with pytest.raises(ValueError, match="`kl_beta`"):
+    alol_loss(pol, ref, mask, w, variant=variant, kl_beta=0.1)
+
+
+def _hh_kl_branch(pol, ref, mask, weights, beta, advantage):
+  """NumPy port of lolrl_qlora_llama_hh.py's `a_lol` / `r_lol` branch with `kl_beta > 0`."""
+  nll_t, base_nll_t, m = -np.asarray(pol, np.float64), -np.asarray(ref, np.float64), np.asarray(mask, float)
+  per_seq_neg_log_probs = (nll_t * m).sum(1)
+  baseline_full_seq_log_probs = (base_nll_t * m).sum(1)  # a negative log-prob, as in the script
+  weight = np.clip(np.asarray(weights, np.float64), 0.0, None) if advantage else np.asarray(weights, np.float64)
+  kl_penalty = beta * (baseline_full_seq_log_probs - per_seq_neg_log_probs).mean()
+  return (per_seq_neg_log_probs * weight).mean() + kl_penalty
+
+
+@pytest.mark.parametrize("variant", ["a_lol", "r_lol"])
+def test_hh_kl_branch_matches_the_reference(variant):
+  pol, ref, mask, w = _data()
+  beta = 0.25
+  loss, _ = alol_loss(pol, ref, mask, w, variant=variant, clip_eps=0.0, kl_beta=beta)
+  np.testing.assert_allclose(loss, _hh_kl_branch(pol, ref, mask, w, beta, variant == "a_lol"), rtol=1e-5)
+  with pytest.raises(ValueError, match="clip_eps"):  # the script's `assert ppo_clip == 0.0`
+    alol_loss(pol, ref, mask, w, variant=variant, kl_beta=beta)
+  if variant == "a_lol":  # HH "A-LoL KL" is the generation-task script's `a_lol_kl`
+    kw = dict(clip_eps=0.0, kl_beta=beta, reduction="none")
+    np.testing.assert_allclose(alol_loss(pol, ref, mask, w, variant="a_lol", **kw)[0],
+                               alol_loss(pol, ref, mask, w, variant="a_lol_kl", **kw)[0], rtol=1e-6)
+    np.testing.assert_allclose(_grad("a_lol", pol, ref, mask, w, clip_eps=0.0, kl_beta=beta),
+                               _grad("a_lol_kl", pol, ref, mask, w, clip_eps=0.0, kl_beta=beta), rtol=1e-6)
+
+
+def _generation_task_loop(algo, pol, ref, mask, rewards, values, ppo_clip, kl_beta):
+  """NumPy port of the loss in train_generation_task_with_off_policy_PG.py's training loop.
+
+  `per_token_log_probs` there are *negative* log-probs; the loss is the batch mean of `per_response_loss`.
+  """
+  per_token_log_probs = -np.asarray(pol, np.float64)
+  baseline_per_token_log_probs = -np.asarray(ref, np.float64)
+  response_mask = np.asarray(mask, np.float64)
+  rewards = np.asarray(rewards, np.float64)
+  if algo in ("nll", "wbc"):
+    per_response_loss = np.sum(per_token_log_probs * response_mask, axis=1)
+    if algo == "wbc":
+      per_response_loss = per_response_loss * rewards
+  elif algo == "r_gold":
+    lower_bound_per_token_probs = np.maximum(np.exp(-per_token_log_probs), 0.1)
+    lm_loss = per_token_log_probs * lower_bound_per_token_probs
+    per_response_loss = np.sum(lm_loss * response_mask, axis=1) * rewards
+  else:
+    if algo == "a_lol_seq":
+      isr_t = np.exp(baseline_per_token_log_probs - per_token_log_probs) * response_mask
+      if ppo_clip is not None:
+        isr_t = np.clip(isr_t, 1 - ppo_clip, 1 + ppo_clip) * response_mask
+      per_response_loss_with_is = np.sum(per_token_log_probs * isr_t * response_mask, axis=1)
+    else:
+      if algo in ("r_lol", "a_lol"):
+        isr = np.exp(np.sum(baseline_per_token_log_probs * response_mask, axis=1)
+                     - np.sum(per_token_log_probs * response_mask, axis=1))
+        if ppo_clip is not None:
+          isr = np.clip(isr, 1 - ppo_clip, 1 + ppo_clip)
+      else:
+        isr = 1.0
+      per_response_loss_with_is = isr * np.sum(per_token_log_probs * response_mask, axis=1)
+    if algo in ("a_lol_seq", "a_lol", "a_lol_ref_free", "a_lol_kl"):
+      advantage = np.clip(rewards - values, 0.0, None)
+      per_response_loss = per_response_loss_with_is * advantage
+      if algo == "a_lol_kl":
+        baseline_per_response_log_probs = np.sum(baseline_per_token_log_probs * response_mask, axis=1)
+        per_response_loss = per_response_loss + kl_beta * (baseline_per_response_log_probs - per_response_loss_with_is)
+    else:
+      per_response_loss = per_response_loss_with_is * rewards
+  return np.mean(per_response_loss)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("ppo_clip", [0.3, 0.9, None])
+def test_parity_with_the_generation_task_script(variant, ppo_clip, x64):
+  pol, ref, mask, _ = _data(seed=4, dtype=np.float64)
+  ref = pol + (ref - pol) * 0.5  # keep ratios in a range where some clip and some do not
+  rng = np.random.default_rng(7)
+  rewards, values = rng.uniform(0, 1, B), rng.uniform(0, 1, B)
+  kl_beta = 0.2 if variant == "a_lol_kl" else 0.0
+  clip_eps = 0.0 if variant == "a_lol_kl" else ppo_clip  # the script ignores ppo_clip in a_lol_kl
+  weights = rewards - values if variant.startswith("a_lol") else rewards
+  loss, _ = alol_loss(pol, ref, mask, jnp.asarray(weights), variant=variant, clip_eps=clip_eps, kl_beta=kl_beta)
+  want = _generation_task_loop(variant, pol, ref, mask, rewards, values, ppo_clip, kl_beta)
+  np.testing.assert_allclose(loss, want, rtol=1e-10, atol=1e-12)
 
 
 def test_reward_variants_use_raw_reward_and_gold_weight():

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rljax.losses.kl import KLControllerState, adaptive_kl_update
+from rljax import algorithms as algos
+from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalized_rewards
 from rljax.losses.nlpo import nlpo_masked_logits, nlpo_token_logps
 from rljax.ops import top_p_mask
 from rljax.losses.policy_gradient import ppo_clip_loss
@@ -110,26 +111,101 @@ def test_padding_and_empty_mask_are_finite():
   mask = jnp.zeros((2, 3), bool)
   out = _token_logps(policy, psi, tokens, top_p=0.5, mask=mask)
   np.testing.assert_array_equal(out, 0.0)
-  loss = lambda pol: ppo_clip_loss(nlpo_token_logps(pol, psi, tokens, top_p=0.5, mask=mask), out, 1.0 + out[:, 0], mask)[0]
+  loss = lambda pol: ppo_clip_loss(nlpo_token_logps(pol, psi, tokens, top_p=0.5, mask=mask), out, 1.0 + out[:, 0],
+                                   mask)[0]
   g = jax.jit(jax.grad(loss))(policy)
   assert np.all(np.isfinite(g))
 
 
+def _rl4lms_learned_top_p(mask_logits, top_mask, min_tokens_to_keep, special_ids=()):
+  """NumPy port of RL4LMs `MaskLogitsProcessorCasualLM._get_action_masks`, mask_type 'learned_top_p'."""
+  order = np.argsort(-mask_logits, axis=-1, kind="stable")
+  sorted_logits = np.take_along_axis(mask_logits, order, -1).astype(np.float64)
+  probs = np.exp(sorted_logits - sorted_logits[:, :1])
+  cumulative = np.cumsum(probs / probs.sum(-1, keepdims=True), -1)
+  remove = cumulative > top_mask
+  if min_tokens_to_keep > 1:
+    remove[:, : min_tokens_to_keep - 1] = False
+  remove[:, 1:] = remove[:, :-1].copy()
+  remove[:, 0] = False
+  keep = np.zeros_like(remove)
+  np.put_along_axis(keep, order, ~remove, -1)
+  keep[:, list(special_ids)] = True
+  return keep
+
+
+@pytest.mark.parametrize("p, min_keep, vocab", [(0.9, 100, 256), (0.9, 1, 256), (0.5, 3, V), (0.95, 4, 64)])
+def test_set_matches_rl4lms_learned_top_p(p, min_keep, vocab):
+  """The kept set is RL4LMs' (no exact ties in continuous logits), with the IMDB preset's p and min_keep."""
+  # row scales from flat (nucleus of most of the vocabulary) to peaked (a few tokens)
+  psi = _logits((40, vocab), seed=vocab + min_keep) * np.linspace(0.1, 2.0, 40, dtype=np.float32)[:, None]
+  special = (0, vocab - 1)
+  always = np.isin(np.arange(vocab), special)
+  masked = np.asarray(_masked(psi + 1.0, psi, top_p=p, min_keep=min_keep, always_keep=always))
+  want = _rl4lms_learned_top_p(psi, p, min_keep, special)
+  np.testing.assert_array_equal(np.isfinite(masked), want)
+  if min_keep == 100:
+    assert np.all(want.sum(-1) >= 100) and np.any(want.sum(-1) > 102)  # the nucleus sometimes exceeds min_keep
+
+
+def test_raw_logps_feed_rl4lms_kl_reward():
+  """`return_raw`: the masked log-prob (PPO ratio) and the unmasked one (RL4LMs `raw_log_probs`), whose
+  difference to π_0 is alg_wrappers.py's per-token KL reward −β·(raw − ref)."""
+  policy, psi, ref = _logits((3, 5, V), seed=13), _logits((3, 5, V), seed=14), _logits((3, 5, V), seed=15)
+  tokens = jnp.asarray(np.argmax(psi, -1))
+  mask = np.arange(5)[None] < np.array([5, 3, 1])[:, None]
+  masked, raw = jax.jit(functools.partial(nlpo_token_logps, top_p=0.7, min_keep=2, return_raw=True))(
+      policy, psi, tokens, mask=jnp.asarray(mask))
+  gather = lambda lg, keep: np.take_along_axis(
+      np.where(keep, lg, -np.inf) - np.log(np.sum(np.where(keep, np.exp(lg), 0), -1, keepdims=True)),
+      np.asarray(tokens)[..., None], -1)[..., 0]
+  keep = _rl4lms_learned_top_p(psi.reshape(-1, V), 0.7, 2).reshape(psi.shape)
+  np.testing.assert_allclose(masked, np.where(mask, gather(policy, keep), 0), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(raw, np.where(mask, gather(policy, np.ones_like(keep)), 0), rtol=1e-5, atol=1e-6)
+  gap = np.asarray(masked)[mask] - np.asarray(raw)[mask]
+  assert np.all(gap >= 0) and np.any(gap > 0)
+  ref_lp = np.where(mask, gather(ref, np.ones_like(keep)), 0)
+  scores = np.array([1.0, -0.5, 2.0], np.float32)
+  rewards = kl_penalized_rewards(scores, raw, ref_lp, mask, kl_coef=0.1)
+  want = np.where(mask, -0.1 * (np.asarray(raw) - ref_lp), 0)
+  want[np.arange(3), mask.sum(1) - 1] += scores
+  np.testing.assert_allclose(rewards, want, rtol=1e-5, atol=1e-6)
+
+
 def test_adaptive_kl_controller_matches_rl4lms():
-  beta = KLControllerState(coef=jnp.float32(0.1))
-  up = adaptive_kl_update(beta, jnp.float32(1.5), 1, target=1.0, horizon=10.0)
-  down = adaptive_kl_update(beta, jnp.float32(0.9), 1, target=1.0, horizon=10.0)
-  # RL4LMs KLController: β·(1 + 0.1·clip((KL − target)/target, −0.2, 0.2))
-  np.testing.assert_allclose(up.coef, 0.1 * (1 + 0.1 * 0.2), rtol=1e-6)
-  np.testing.assert_allclose(down.coef, 0.1 * (1 + 0.1 * -0.1), rtol=1e-6)
-  assert float(up.coef) > 0.1 > float(down.coef)
+  cfg = algos.get("nlpo")
+  target, horizon = cfg.kl.adaptive.target, cfg.kl.adaptive.horizon
+  assert cfg.kl.adaptive.per == "rollout"  # n_steps = 1
+  # kl_controllers.py's own example: KLController(kl_coeff=0.1, target_kl=0.1), steps -0.2, 0.3, 0.4
+  coef, state = 0.1, KLControllerState(coef=jnp.float32(cfg.kl.coef))
+  for kl in (-0.2, 0.3, 0.4, 0.11):
+    coef *= 1 + 0.1 * float(np.clip((kl - 0.1) / 0.1, -0.2, 0.2))
+    state = adaptive_kl_update(state, jnp.float32(kl), 1, target=target, horizon=horizon)
+    np.testing.assert_allclose(state.coef, coef, rtol=1e-6)
+  np.testing.assert_allclose(coef, 0.1 * 0.98 * 1.02 * 1.02 * 1.01, rtol=1e-12)
+
+
+def test_preset_pins_rl4lms_imdb_constants():
+  """gpt2_nlpo.yml (HEAD) + NLPO constructor defaults + MaskedCausalLMActorCriticPolicy."""
+  cfg = algos.get("nlpo")
+  assert dict(cfg.nlpo) == dict(enabled=True, top_p=0.9, min_keep=100, update_every=5)
+  assert (cfg.kl.kind, cfg.kl.coef, cfg.kl.where) == ("k1", 0.1, "reward")
+  assert dict(cfg.kl.adaptive) == dict(target=0.1, horizon=10.0, per="rollout")
+  assert cfg.advantage == "gae" and dict(cfg.advantage_kwargs) == dict(gamma=0.99, lam=0.95)
+  assert (cfg.loss, cfg.loss_kwargs.clip_low, cfg.loss_kwargs.clip_high) == ("ppo_clip", 0.2, 0.2)
+  assert cfg.loss_kwargs.dual_clip is None and cfg.loss_kwargs.log_ratio_clamp is None
+  # clip_range_vf None; vf_coef 0.5·F.mse_loss = 1·(½·MSE); normalize_advantage True; ent_coef 0
+  assert cfg.critic.enabled and cfg.critic.value_clip is None and cfg.critic.vf_coef == 1.0
+  assert cfg.critic.whiten_advantages and cfg.entropy_coef == 0.0 and cfg.agg == "token-mean"
+  assert tuple(cfg.unchecked) == ()
 
 
 def test_jit_matches_eager(maybe_jit):
   policy, psi = _logits((2, 3, V), seed=11), _logits((2, 3, V), seed=12)
   tokens = jnp.asarray(np.argmax(psi, -1))
   f = maybe_jit(functools.partial(nlpo_token_logps, top_p=0.6, min_keep=2))
-  np.testing.assert_allclose(f(policy, psi, tokens), nlpo_token_logps(policy, psi, tokens, top_p=0.6, min_keep=2), rtol=1e-6)
+  want = nlpo_token_logps(policy, psi, tokens, top_p=0.6, min_keep=2)
+  np.testing.assert_allclose(f(policy, psi, tokens), want, rtol=1e-6)
 
 
 def test_bad_inputs_raise():

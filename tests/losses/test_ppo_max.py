@@ -7,20 +7,19 @@ import numpy as np
 import pytest
 
 from rljax.losses import registry
-from rljax.losses.advantages import gae, whiten
-from rljax.losses.kl import kl_penalized_rewards
-from rljax.losses.policy_gradient import ppo_clip_loss
+from rljax import algorithms as algos
+from rljax.losses.advantages import gae
 from rljax.losses.ppo_max import (
     FLAGS,
     PPOMaxConfig,
     RunningMeanStd,
     bt_lm_loss,
+    moss_whiten,
     normalize_and_clip_rewards,
     ppo_max_advantages,
     ppo_max_loss,
 )
 from rljax.losses.reward_model import bt_reward_loss
-from rljax.losses.value import value_loss
 
 B, T = 4, 6
 VANILLA = PPOMaxConfig(kl_coef=0.0, **{f: False for f in FLAGS})
@@ -136,34 +135,136 @@ def test_every_trick_off_is_vanilla_policy_gradient():
   np.testing.assert_allclose(m["pg_loss"], pg, rtol=1e-5)
 
 
-def test_default_recipe_matches_its_generic_parts():
-  d, cfg = _rollout(1), PPOMaxConfig()
-  adv, ret, stats, _ = _targets(d, cfg)
-  loss, m = _loss(d["logp"], d["old_logp"], adv, d["values"], d["old_values"], ret, d["mask"], cfg=cfg)
+class _MossRunningMoments:
+  """Port of MOSS-RLHF utils.RunningMoments (single process)."""
 
-  @jax.jit
-  def reference():
-    r_tilde, stats_ref = normalize_and_clip_rewards(d["scores"], RunningMeanStd.create(), clip=10.0)
-    rewards = kl_penalized_rewards(r_tilde, d["old_logp"], d["ref_logp"], d["mask"], kl_coef=0.02)
-    ref_adv, _ = gae(rewards, d["old_values"], d["mask"], gamma=1.0, lam=0.95)
-    pg, _ = ppo_clip_loss(d["logp"], d["old_logp"], whiten(adv, d["mask"]), d["mask"])
-    vf, _ = value_loss(d["values"], d["old_values"], ret, d["mask"], clip=0.2)
-    return stats_ref, ref_adv, pg + vf
+  def __init__(self):
+    self.mean, self.var, self.std, self.count = 0.0, 1.0, 1.0, 1e-24
 
-  stats_ref, ref_adv, ref_loss = reference()
-  np.testing.assert_allclose(stats.mean, stats_ref.mean, rtol=1e-6)
-  np.testing.assert_allclose(adv, ref_adv, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
-  np.testing.assert_allclose(m["loss_numerator"] / m["loss_denominator"], loss, rtol=1e-6)
-  # the critic term is ½·max(unclipped, clipped)
-  v, vo, r_ = d["values"], d["old_values"], np.asarray(ret)
-  vmax = np.maximum((v - r_) ** 2, (np.clip(v, vo - 0.2, vo + 0.2) - r_) ** 2)
-  np.testing.assert_allclose(m["vf_loss"], 0.5 * vmax[d["mask"]].mean(), rtol=1e-5)
+  def update(self, xs):
+    xs = np.asarray(xs, np.float64)
+    delta, tot = xs.mean() - self.mean, self.count + xs.size
+    tot_sum = self.var * self.count + delta**2 * self.count * xs.size / tot + xs.var() * xs.size
+    self.mean += delta * xs.size / tot
+    self.var = tot_sum / tot
+    self.std = np.sqrt(self.var * tot / (tot - 1))
+    self.count = tot
+
+
+def _moss_whiten(xs, mask):
+  """Port of MOSS-RLHF utils.whiten (shift_mean=True); xs is 0 in the padding, as ExperienceDataset pads it."""
+  xs = np.where(mask, xs, 0.0)
+  mean = xs.sum() / mask.sum()
+  var = np.sum((xs - mean) ** 2 * mask) / mask.sum()
+  return (xs - mean) / np.sqrt(var + 1e-6)
+
+
+def _moss_rollout(d, cfg, running):
+  """Port of PPOTrainer.make_experiences + ExperienceDataset.get_advantages_and_returns (right-padded rows)."""
+  r = np.asarray(d["scores"], np.float64).copy()
+  if cfg.use_reward_scaling:
+    running.update(r)
+    r = (r - running.mean) / running.std if cfg.use_reward_norm else r / running.std
+  if cfg.use_reward_clip:
+    r = np.clip(r, -cfg.reward_clip, cfg.reward_clip)
+  adv, ret = np.zeros((B, T)), np.zeros((B, T))
+  for i in range(B):
+    n = int(d["mask"][i].sum())
+    rewards = list(-cfg.kl_coef * (d["old_logp"][i, :n] - d["ref_logp"][i, :n]))
+    if n:
+      rewards[-1] += r[i]
+    values, last, out = list(d["old_values"][i, :n]), 0.0, []
+    for t in reversed(range(n)):
+      nextvalues = values[t + 1] if t < n - 1 else 0.0
+      last = rewards[t] + cfg.gamma * nextvalues - values[t] + cfg.gamma * cfg.lam * last
+      out.append(last)
+    adv[i, :n] = out[::-1]
+    ret[i, :n] = adv[i, :n] + values
+  return adv, ret
+
+
+def _moss_criterion(d, adv, ret, entropy, cfg):
+  """Port of PPOTrainer.criterion (no pretraining loss)."""
+  m = d["mask"].astype(np.float64)
+  n = m.sum()
+  if cfg.use_advantage_norm:
+    adv = _moss_whiten(adv, d["mask"])
+  if cfg.use_advantage_clip:
+    adv = np.clip(adv, -cfg.advantage_clip, cfg.advantage_clip)
+  values, old_values = d["values"].astype(np.float64), d["old_values"]
+  values_clipped = np.clip(values, old_values - cfg.value_clip, old_values + cfg.value_clip)
+  vf1, vf2 = (values - ret) ** 2, (values_clipped - ret) ** 2
+  vf = 0.5 * np.sum((np.maximum(vf1, vf2) if cfg.use_critic_loss_clip else vf1) * m) / n
+  ratio = np.exp((d["logp"] - d["old_logp"]) * m)
+  pg1, pg2 = -adv * ratio, -adv * np.clip(ratio, 1 - cfg.pg_clip, 1 + cfg.pg_clip)
+  pg = np.sum((np.maximum(pg1, pg2) if cfg.use_policy_loss_clip else pg1) * m) / n
+  loss = pg + cfg.vf_coef * vf
+  if cfg.use_entropy_loss:
+    loss += cfg.entropy_coef * abs(np.sum(entropy * m) / n - cfg.entropy_clip)
+  return loss, pg, vf
+
+
+_ALL_ON = PPOMaxConfig(use_reward_norm=True, use_reward_clip=True, reward_clip=1.5, use_advantage_norm=True,
+                       use_advantage_clip=True, use_entropy_loss=True, entropy_coef=0.01, entropy_clip=2.0)
+
+
+@pytest.mark.parametrize("cfg", [PPOMaxConfig(), _ALL_ON, dataclasses.replace(PPOMaxConfig(), kl_coef=0.1),
+                                 dataclasses.replace(_ALL_ON, use_reward_scaling=False, use_policy_loss_clip=False,
+                                                     use_critic_loss_clip=False)],
+                         ids=["scripts", "all-on", "zh-kl", "no-scaling-no-clips"])
+def test_matches_moss_rlhf_trainer(cfg):
+  """Two rollouts (running statistics carried) and their losses against a port of MOSS-RLHF's trainer."""
+  running, stats = _MossRunningMoments(), RunningMeanStd.create()
+  loss_fn = jax.jit(functools.partial(ppo_max_loss, cfg=cfg))
+  for it in range(2):
+    d = _rollout(10 + it)
+    entropy = np.abs(np.random.default_rng(it).normal(2.0, 1.0, (B, T))).astype(np.float32)
+    adv, ret, stats, _ = _adv(d["scores"], d["old_logp"], d["ref_logp"], d["old_values"], d["mask"], stats, cfg=cfg)
+    want_adv, want_ret = _moss_rollout(d, cfg, running)
+    np.testing.assert_allclose(np.where(d["mask"], adv, 0), want_adv, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.where(d["mask"], ret, 0), want_ret, rtol=1e-4, atol=1e-5)
+    if cfg.use_reward_scaling:
+      np.testing.assert_allclose(stats.std(), running.std, rtol=1e-5)
+    loss, m = loss_fn(d["logp"], d["old_logp"], adv, d["values"], d["old_values"], ret, d["mask"],
+                      entropy=entropy)
+    want, pg, vf = _moss_criterion(d, want_adv, want_ret, entropy, cfg)
+    np.testing.assert_allclose(loss, want, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(m["pg_loss"], pg, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(m["vf_loss"], vf, rtol=1e-4, atol=1e-6)
+
+
+def test_moss_whiten_is_biased_with_eps_1e6(x64):
+  rng = np.random.default_rng(5)
+  x, mask = rng.normal(size=(3, 7)), rng.random((3, 7)) < 0.6
+  out = np.asarray(moss_whiten(jnp.asarray(x), jnp.asarray(mask)))
+  np.testing.assert_allclose(out[mask], _moss_whiten(x, mask)[mask], rtol=1e-12)
+  np.testing.assert_array_equal(out[~mask], 0.0)
+  np.testing.assert_allclose(np.var(out[mask]), np.var(x[mask]) / (np.var(x[mask]) + 1e-6), rtol=1e-12)
+  np.testing.assert_array_equal(moss_whiten(jnp.ones((2, 2)), jnp.zeros((2, 2), bool)), 0.0)
+
+
+def test_defaults_pin_the_released_scripts():
+  """train_ppo_zh.sh / run_en.sh switches; constants from config_ppo.py; kernel and preset agree."""
+  cfg = PPOMaxConfig()
+  on = {f for f in FLAGS if getattr(cfg, f)}
+  assert on == {"use_reward_scaling", "use_policy_loss_clip", "use_critic_loss_clip"}
+  assert (cfg.kl_coef, cfg.kl_kind, cfg.gamma, cfg.lam) == (0.02, "k1", 1.0, 0.95)
+  assert (cfg.pg_clip, cfg.value_clip, cfg.vf_coef, cfg.reward_clip, cfg.advantage_clip) == (0.2, 0.2, 1.0, 10.0, 0.5)
+  assert (cfg.entropy_coef, cfg.entropy_clip, cfg.agg) == (0.0, 35.0, "token-mean")
+  p = algos.get("ppo_max")
+  assert (p.kl.kind, p.kl.coef, p.kl.where, p.kl.adaptive) == ("k1", cfg.kl_coef, "reward", None)
+  assert p.advantage == "gae" and dict(p.advantage_kwargs) == dict(gamma=cfg.gamma, lam=cfg.lam)
+  assert dict(p.reward_norm) == dict(enabled=True, clip=None, shift_mean=False)
+  assert p.critic.enabled and (p.critic.value_clip, p.critic.vf_coef) == (cfg.value_clip, cfg.vf_coef)
+  assert not p.critic.whiten_advantages
+  kw = p.loss_kwargs
+  assert (p.loss, kw.clip_low, kw.clip_high, kw.dual_clip) == ("ppo_clip", cfg.pg_clip, cfg.pg_clip, None)
+  assert p.entropy_coef == 0.0 and p.agg == cfg.agg
 
 
 def test_advantage_clip_and_gradients_flow_to_logp_and_values_only():
   d = _rollout(2)
-  cfg = dataclasses.replace(PPOMaxConfig(), use_advantage_clip=True)
+  cfg = dataclasses.replace(PPOMaxConfig(), use_advantage_norm=True, use_advantage_clip=True)
   adv, ret, _, _ = _targets(d, cfg)
   args = (d["logp"], d["old_logp"], adv, d["values"], d["old_values"], ret, d["mask"])
   grads = jax.jit(jax.grad(lambda *a: ppo_max_loss(*a, cfg=cfg)[0], argnums=tuple(range(6))))(*args)
@@ -182,7 +283,8 @@ def test_empty_mask_is_finite():
   d = _rollout(3)
   empty = np.zeros((B, T), bool)
   cfg = PPOMaxConfig()
-  adv, ret, _, _ = _adv(d["scores"], d["old_logp"], d["ref_logp"], d["old_values"], empty, RunningMeanStd.create(), cfg=cfg)
+  adv, ret, _, _ = _adv(d["scores"], d["old_logp"], d["ref_logp"], d["old_values"], empty, RunningMeanStd.create(),
+                        cfg=cfg)
   loss = _loss(d["logp"], d["old_logp"], adv, d["values"], d["old_values"], ret, empty, cfg=cfg)[0]
   assert float(loss) == 0.0
 

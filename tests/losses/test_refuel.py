@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rljax.losses import registry
-from rljax.losses.refuel import rebel_loss, refuel_loss
+from rljax.losses.refuel import rebel_loss, refuel_branch_points, refuel_loss, refuel_q_values
 
 B = 6
 NAMES = ("policy_logps_a", "policy_logps_b", "old_logps_a", "old_logps_b", "rewards_a", "rewards_b")
@@ -168,3 +168,102 @@ def test_bad_hyperparameters_raise():
     rebel_loss(*args, eta=1.0, reduction="max")
   with pytest.raises(ValueError, match="`policy_logps_a`"):
     rebel_loss(*(a[None] for a in args), eta=1.0)
+
+
+# ---- REFUEL data protocol (ZhaolinGao/REFUEL) ----
+
+
+def test_branch_points_setting_one_match_generate_py():
+  H, n = 5, 200_000
+  length, turn = map(np.asarray, refuel_branch_points(jax.random.key(0), H, setting="one", shape=(n,)))
+  assert length.dtype == np.int32 and length.shape == turn.shape == (n,)
+  assert length.min() == 0 and length.max() == H - 1 and np.all((0 <= turn) & (turn <= length))
+  # Exact joint law: P(L = l, h = k) = 1/H · 1/(l+1) for 0 ≤ k ≤ l < H.
+  exact = np.array([[1 / H / (l + 1) if k <= l else 0.0 for k in range(H)] for l in range(H)])
+  emp = np.zeros((H, H))
+  np.add.at(emp, (length, turn), 1.0 / n)
+  np.testing.assert_allclose(emp, exact, atol=5 * np.sqrt(exact.max() / n))
+  # ... which is the law of generate.py's own sampler (a NumPy port of its two lines).
+  rng = np.random.default_rng(0)
+  sampled_len = rng.choice(H, size=n)
+  sampled_h = rng.integers(0, sampled_len + 1)  # np.random.randint(0, sampled_len + 1)
+  port = np.zeros((H, H))
+  np.add.at(port, (sampled_len, sampled_h), 1.0 / n)
+  np.testing.assert_allclose(port, exact, atol=5 * np.sqrt(exact.max() / n))
+  # The branch turn is not uniform on {0..H−1}: early turns are favoured.
+  assert exact.sum(0)[0] > 2 * exact.sum(0)[-1]
+
+
+def test_branch_points_setting_two_is_uniform_over_each_dialogue():
+  turns = jnp.array([1, 2, 5, 3] * 20_000, jnp.int32)
+  length, turn = map(np.asarray, refuel_branch_points(jax.random.key(1), turns, setting="two"))
+  np.testing.assert_array_equal(length, np.asarray(turns) - 1)  # the whole conversation is scored
+  assert np.all((0 <= turn) & (turn < np.asarray(turns)))
+  for n in (2, 3, 5):
+    freq = np.bincount(turn[np.asarray(turns) == n], minlength=n) / 20_000
+    np.testing.assert_allclose(freq, 1 / n, atol=5 * np.sqrt(1 / n / 20_000))
+  f = jax.jit(lambda k, t: refuel_branch_points(k, t, setting="two"))
+  np.testing.assert_array_equal(f(jax.random.key(1), turns)[1], turn)
+
+
+def test_branch_points_bad_inputs():
+  with pytest.raises(ValueError, match="`num_turns`"):
+    refuel_branch_points(jax.random.key(0), 0)
+  with pytest.raises(ValueError, match="`num_turns`"):
+    refuel_branch_points(jax.random.key(0), jnp.array([3, 4]), setting="one")
+  with pytest.raises(ValueError, match="`setting`"):
+    refuel_branch_points(jax.random.key(0), 3, setting="three")
+
+
+def _setting_two_rewards(score, response_mask, response_length, penalty, logprob, ref_logprob, kl_coef):
+  """NumPy port of setting_two/anthropic_hh/refuel.py, steps 3–5 (per-token log-probs, turn-h mask)."""
+  contain_pad_token = response_mask.sum(-1) != response_length - 1
+  scores = np.where(contain_pad_token, score, np.full_like(score, penalty))
+  logprobs = (logprob * response_mask[:, 1:]).sum(-1)
+  ref_logprobs = (ref_logprob * response_mask[:, 1:]).sum(-1)
+  kl = logprobs - ref_logprobs
+  return -kl_coef * kl + scores
+
+
+def test_q_values_match_setting_two_and_feed_the_loss():
+  rng = np.random.default_rng(3)
+  n, T, response_length = 8, 12, 6
+  score = rng.normal(size=n)
+  lens = rng.integers(1, response_length, size=n)
+  lens[[1, 4]] = response_length - 1  # never emitted EOS: truncated, gets the penalty
+  response_mask = np.zeros((n, T), int)
+  for i, l in enumerate(lens):
+    response_mask[i, 3:3 + l] = 1
+  logprob, ref_logprob = -rng.uniform(0, 2, (n, T - 1)), -rng.uniform(0, 2, (n, T - 1))
+  want = _setting_two_rewards(score, response_mask, response_length, -10.0, logprob, ref_logprob, 0.05)
+  m = response_mask[:, 1:]
+  q = refuel_q_values(jnp.asarray(score), truncated=jnp.asarray(lens == response_length - 1), penalty=-10.0,
+                      turn_logps=jnp.asarray((logprob * m).sum(-1)),
+                      turn_ref_logps=jnp.asarray((ref_logprob * m).sum(-1)), kl_coef=0.05)
+  np.testing.assert_allclose(q, want, rtol=1e-5, atol=1e-6)
+  kl = ((logprob - ref_logprob) * m).sum(-1)
+  np.testing.assert_allclose(np.asarray(q)[[1, 4]], -10.0 - 0.05 * kl[[1, 4]], rtol=1e-5)
+  # Setting one: Q̂ is the score itself.
+  np.testing.assert_array_equal(refuel_q_values(jnp.asarray(score, jnp.float32)), np.float32(score))
+  # Pairs are consecutive rows (first, second generation); the loss is the code's reg_diff² mean.
+  eta = 1.0
+  new_lp, old_lp = rng.normal(size=n), rng.normal(size=n)
+  ratio = new_lp - old_lp
+  code_loss = np.mean((ratio[0::2] - ratio[1::2] - eta * (want[0::2] - want[1::2])) ** 2)
+  pairs = (new_lp[0::2], new_lp[1::2], old_lp[0::2], old_lp[1::2])
+  loss, _ = refuel_loss(*(jnp.asarray(x, jnp.float32) for x in pairs), q[0::2], q[1::2], eta=eta)
+  np.testing.assert_allclose(loss, code_loss, rtol=1e-5)
+
+
+def test_q_values_bad_inputs_and_no_gradient():
+  s = jnp.ones(3)
+  with pytest.raises(ValueError, match="`penalty`"):
+    refuel_q_values(s, truncated=jnp.zeros(3, bool))
+  with pytest.raises(ValueError, match="`turn_ref_logps`"):
+    refuel_q_values(s, turn_logps=s)
+  with pytest.raises(ValueError, match="`kl_coef`"):
+    refuel_q_values(s, turn_logps=s, turn_ref_logps=s, kl_coef=-1.0)
+  with pytest.raises(ValueError, match="`turn_logps`"):
+    refuel_q_values(s, turn_logps=s[:2], turn_ref_logps=s[:2])
+  g = jax.grad(lambda lp: refuel_q_values(s, turn_logps=lp, turn_ref_logps=s, kl_coef=0.1).sum())(s)
+  np.testing.assert_array_equal(g, 0.0)
