@@ -60,7 +60,6 @@ import numpy as np
 from flax import nnx
 
 from rljax import algorithms, curricula, sampling
-from rljax.curricula.ghpo import first_success_stage
 from rljax.losses.kl import KLControllerState, adaptive_kl_update, kl_penalty
 from rljax.losses.ppo_max import RunningMeanStd
 from rljax.models import lora
@@ -157,15 +156,8 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     overlap: sample the next iteration's batch while this one trains, one step off-policy (module
       docstring); `rl_iteration` then trains on a batch drawn from `state.extra["behaviour_params"]`.
       Not with NLPO (its masking policy is refreshed between rollouts).
-    curriculum: a `rljax.curricula.Curriculum` choosing the arm of every prompt (`rljax.training.streams.
-      online_step` draws the arms and the prompts). Its state is `state.extra["curriculum"]` (checkpointed:
-      a resumed run draws the same arms), updated after every iteration with the batch's `Feedback`; its
-      probabilities are logged as `curriculum/p<arm>`. Its `keep(rewards [G, n]) -> bool[G]` filter (on the
-      verifier rewards) masks the dropped groups out of the loss and refills the batch like dynamic
-      sampling (up to `max_draws` batches, 4 by default); its `hints` (GHPO) resample the groups whose
-      rollouts all fail from `hint_fn(ω)`'s prompts, stage by stage (metrics `ghpo/stage<k>`: fractions of
-      groups ending at each stage); its `shape_rewards(state, rewards, lengths, None)` replaces the
-      rewards before the advantages (the length budget). Not with `overlap`.
+    curriculum: a `rljax.curricula.Curriculum` choosing the arm of every prompt, its state in
+      `state.extra["curriculum"]`; what the loop does with it is in `rljax.training.streams`. Not with `overlap`.
 
   What each preset needs beyond sampling is produced here: `teacher_logp` (the teacher's forward),
   `greedy_rewards` (ReMax: one greedy response per prompt, scored by the same reward), `demo_logp`
@@ -243,17 +235,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     raise ValueError(f"`overlap` must be a bool, got {overlap!r}.")
   if overlap and nlpo_on:
     raise ValueError("`overlap`: NLPO refreshes its masking policy between rollouts; run it without overlap.")
-  ckeep = curriculum is not None and curriculum.keep is not None
-  cshape = curriculum is not None and curriculum.shape_rewards is not None
-  chints = tuple(curriculum.hints) if curriculum is not None else ()
-  if curriculum is not None and not isinstance(curriculum, curricula.Curriculum):
-    raise ValueError(f"`curriculum` must be a rljax.curricula.Curriculum, got {curriculum!r}.")
-  if curriculum is not None and overlap:
-    raise ValueError("`curriculum`: the next prompts depend on this iteration's feedback; run it without overlap.")
-  if ckeep and chints:
-    raise ValueError(f"curriculum {curriculum.name!r}: a filter with refills and hint stages do not combine.")
-  if ckeep:
-    max_draws = max(max_draws, int(curriculum.config.get("max_draws", 4)))
+  ckeep, cshape, chints, max_draws = streams.curriculum_plan(curriculum, overlap, max_draws)
   pending = {}  # overlap: the rollout dispatched for the next iteration (`_take_pending`)
   pushed = [None]  # the parameters another backend holds (pushed once per new parameters)
 
@@ -461,17 +443,6 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
   def _minibatch(batch, rows, groups):
     return {k: (x[groups] if k in _GROUP_KEYS else x if jnp.ndim(x) == 0 else x[rows]) for k, x in batch.items()}
 
-  def _gather_groups(batches: list[dict], picks: list[tuple[int, int]]) -> dict:
-    """The batch made of group `g` of batch `i` for each (i, g) in `picks`, in that order."""
-    out = {}
-    for k in batches[0]:
-      if jnp.ndim(batches[0][k]) == 0:
-        out[k] = batches[0][k]
-        continue
-      per = 1 if k in _GROUP_KEYS else n
-      out[k] = jnp.concatenate([batches[i][k][g * per:(g + 1) * per] for i, g in picks], axis=0)
-    return out
-
   def _refill(state, first: dict, groups: int, key, refill, params) -> tuple[dict, int, int]:
     """DAPO's dynamic sampling with refill: draw prompt batches from `params` until `groups` informative groups."""
     batches, informative = [first], []
@@ -493,7 +464,7 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
       picks += rest[:groups - len(picks)]
     if picks == [(0, g) for g in range(groups)]:
       return first, draws, len(informative)
-    return _gather_groups(batches, picks), draws, min(len(informative), groups)
+    return streams.gather_groups(batches, picks, n, _GROUP_KEYS), draws, min(len(informative), groups)
 
   def _with_arms(batch: dict, arms) -> dict:
     return batch if arms is None else {**batch, "arm_ids": jnp.asarray(arms, jnp.int32)}
@@ -502,25 +473,9 @@ def make_online_rl(cfg_name_or_config, *, graphdef, reward_fn, max_new_tokens: i
     """GHPO: the groups of `batch` whose rollouts all fail are resampled from `hint_fn(ω_k)` (the same
     problems with a solution prefix), stage by stage; each group keeps its first stage with a success (the
     last stage otherwise). Returns the merged batch and the fraction of groups ending at each stage."""
-    batches = [batch]
-    success = [distributed.host_all(batch["rewards"]).reshape(-1, n).max(axis=1) > 0]
-    for k, omega in enumerate(chints, 1):
-      if np.any(success, axis=0).all():
-        break
-      p, pm, rows, demos = hint_fn(omega)
-      width = batch["tokens"].shape[1] - batch["mask"].shape[1]
-      if jnp.shape(p) != (batch["mask"].shape[0] // n, width):  # the merged batch stacks their rows
-        raise ValueError(f"`hint_fn({omega})` must return prompts of the batch's shape "
-                         f"{(batch['mask'].shape[0] // n, width)}, got {jnp.shape(p)}.")
-      b = _with_arms(_collect(state, p, pm, jax.random.fold_in(key, 1000 + k), rows, demos, params=params)[0],
-                     batch.get("arm_ids"))
-      batches.append(b)
-      success.append(distributed.host_all(b["rewards"]).reshape(-1, n).max(axis=1) > 0)
-    stage = np.asarray(first_success_stage(np.stack(success)))
-    frac = np.bincount(stage, minlength=len(chints) + 1) / len(stage)
-    if len(batches) == 1:
-      return batch, frac
-    return _gather_groups(batches, [(int(s), g) for g, s in enumerate(stage)]), frac
+    collect = lambda p, pm, rows, demos, k: _with_arms(
+        _collect(state, p, pm, jax.random.fold_in(key, 1000 + k), rows, demos, params=params)[0], batch.get("arm_ids"))
+    return streams.hint_stages(batch, collect, hint_fn, chints, n, _GROUP_KEYS)
 
   if curriculum is not None:
     keys = ("arm_ids", "rewards", "advantages", "mask", "keep")
